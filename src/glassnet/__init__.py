@@ -1,0 +1,89 @@
+"""glassnet: small neural networks in NumPy whose every derivative can be seen and checked."""
+
+from glassnet import datasets
+from glassnet.callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    History,
+    LearningRateScheduler,
+    StepDecay,
+)
+from glassnet.errors import (
+    ArgumentTypeError,
+    CallOrderError,
+    ConfigError,
+    DataError,
+    GlassnetError,
+    ShapeError,
+    TrainingDivergedError,
+)
+from glassnet.gradcheck import GradcheckReport, gradcheck
+from glassnet.layers import (
+    Dense,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from glassnet.losses import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CrossEntropy,
+    Loss,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
+from glassnet.model import Sequential
+from glassnet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from glassnet.parameter import Parameter
+from glassnet.training import Trainer, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "ArgumentTypeError",
+    "BinaryCrossEntropy",
+    "BinaryCrossEntropyWithLogits",
+    "CallOrderError",
+    "Callback",
+    "ConfigError",
+    "CosineDecay",
+    "CrossEntropy",
+    "DataError",
+    "Dense",
+    "EarlyStopping",
+    "ExponentialDecay",
+    "GlassnetError",
+    "GradcheckReport",
+    "History",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "LearningRateScheduler",
+    "Loss",
+    "MeanSquaredError",
+    "Optimizer",
+    "Parameter",
+    "RMSprop",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "StepDecay",
+    "Tanh",
+    "Trainer",
+    "TrainingDivergedError",
+    "datasets",
+    "fit",
+    "gradcheck",
+]

@@ -1,0 +1,7 @@
+"""python -m glassnet -> glassnet.cli.main()."""
+
+import sys
+
+from glassnet.cli import main
+
+sys.exit(main())

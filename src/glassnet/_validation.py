@@ -1,0 +1,89 @@
+"""Small check_* helpers that build error messages (used at public boundaries)."""
+
+import numbers
+
+import numpy as np
+
+from glassnet.errors import ArgumentTypeError, ConfigError, DataError, ShapeError
+
+
+def _is_positive_int(value) -> bool:
+    if isinstance(value, bool):  # True would otherwise pass as 1
+        return False
+    return isinstance(value, numbers.Integral) and value >= 1
+
+
+def check_positive_int(owner: str, **values) -> None:
+    """Raise one ConfigError naming every argument that is not an integer >= 1."""
+    bad = [f"{k}={v!r}" for k, v in values.items() if not _is_positive_int(v)]
+    if bad:
+        raise ConfigError(f"{owner}: expected integers >= 1, got {', '.join(bad)}")
+
+
+def check_positive_float(owner: str, **values) -> None:
+    """Raise ConfigError for any value that is not a finite real number > 0."""
+    for k, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise ConfigError(f"{owner}: {k} must be a number > 0, got {v!r}")
+        if not (np.isfinite(v) and v > 0):
+            raise ConfigError(f"{owner}: {k} must be a finite number > 0, got {v!r}")
+
+
+def check_in_range(owner: str, name: str, value, low: float, high: float) -> None:
+    """Raise ConfigError unless low <= value < high."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{owner}: {name} must be a number, got {value!r}")
+    if not low <= value < high:
+        raise ConfigError(f"{owner}: {name} must be in [{low}, {high}), got {value!r}")
+
+
+def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
+    """Convert x to a C-contiguous float array, refusing non-numeric or non-finite data.
+
+    Raises ArgumentTypeError for non-numeric input, ShapeError for the wrong number
+    of dimensions and DataError for NaN or inf.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ArgumentTypeError(f"{name}: could not convert to an array ({exc})") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise ArgumentTypeError(
+            f"{name}: expected a numeric array, got dtype {arr.dtype}"
+        )
+    if np.iscomplexobj(arr):
+        raise ArgumentTypeError(f"{name}: expected real numbers, got complex values")
+    if ndim is not None and arr.ndim != ndim:
+        raise ShapeError(
+            f"{name}: expected a {ndim}-D array, got shape {arr.shape}"
+            + (" (reshape a single sample with x.reshape(1, -1))" if arr.ndim == 1 else "")
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise DataError(
+            f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(bad.tolist())}"
+        )
+    return arr
+
+
+def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndarray:
+    """Validate integer class labels of shape (n,) with values in [0, k)."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ShapeError(f"{name}: expected labels of shape ({n},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.intp)
+        else:
+            raise DataError(
+                f"{name}: expected integer class labels, got dtype {labels.dtype}"
+            )
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise DataError(
+            f"{name}: labels must lie in [0, {k}) for {k} outputs, got values from "
+            f"{labels.min()} to {labels.max()}"
+        )
+    return labels

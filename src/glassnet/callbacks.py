@@ -1,0 +1,185 @@
+"""Callbacks for fit: History, EarlyStopping, learning-rate schedules, and the base.
+
+A callback overrides any of the on_* hooks. fit sets `callback.model` and
+`callback.optimizer` before training; `logs` is a dict such as
+{"loss": 0.31, "accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.87, "lr": 0.1}.
+Setting `model.stop_training = True` ends training after the current epoch.
+"""
+
+import math
+
+from glassnet._validation import check_in_range, check_positive_float, check_positive_int
+from glassnet.errors import ConfigError
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    model = None
+    optimizer = None
+
+    def on_train_begin(self, logs: dict) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, logs: dict) -> None: ...
+
+
+class History(Callback):
+    """Per-epoch logs: history.history["loss"][i] is epoch i's mean training loss.
+
+    Indexing works too: history["val_loss"]. `epoch` lists the epoch numbers.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.history
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 6) for k, v in self.history.items() if v}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience`
+    epochs, as Keras's EarlyStopping. With restore_best_weights the model ends with
+    the weights of its best epoch. mode "auto" minimises losses, maximises others.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
+        if patience != 0:
+            check_positive_int("EarlyStopping", patience=patience)
+        check_in_range("EarlyStopping", "min_delta", min_delta, 0.0, math.inf)
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError(f"EarlyStopping: mode must be auto, min or max, got {mode!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        maximise = mode == "max" or (mode == "auto" and "loss" not in monitor)
+        self.sign = -1.0 if maximise else 1.0
+        self.restore_best_weights = restore_best_weights
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.best, self.best_epoch, self.wait = math.inf, None, 0
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.monitor not in logs:
+            known = ", ".join(sorted(logs))
+            raise ConfigError(
+                f"EarlyStopping: monitor={self.monitor!r} is not logged; logged: {known}"
+                + (" (pass validation_split or validation_data)" if "val" in self.monitor else "")
+            )
+        value = self.sign * logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = [p.data.copy() for p in self.model.parameters()]
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            for p, best in zip(self.model.parameters(), self.best_weights, strict=True):
+                p.data = best
+
+
+class LearningRateSchedule(Callback):
+    """Base of the schedules: sets optimizer.lr = initial_lr * factor(epoch) at the
+    start of every epoch. Subclasses define factor(epoch)."""
+
+    def on_train_begin(self, logs: dict) -> None:
+        if getattr(self, "initial_lr", None) is None:
+            self.initial_lr = self.optimizer.lr
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        self.optimizer.lr = self.initial_lr * self.factor(epoch)
+
+    def factor(self, epoch: int) -> float:
+        raise NotImplementedError
+
+
+class StepDecay(LearningRateSchedule):
+    """lr = initial_lr * gamma ** (epoch // step_size), as torch's StepLR."""
+
+    def __init__(self, step_size: int, gamma: float = 0.1) -> None:
+        check_positive_int("StepDecay", step_size=step_size)
+        check_positive_float("StepDecay", gamma=gamma)
+        self.step_size, self.gamma, self.initial_lr = step_size, gamma, None
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """lr = initial_lr * gamma ** epoch, as torch's ExponentialLR."""
+
+    def __init__(self, gamma: float) -> None:
+        check_positive_float("ExponentialDecay", gamma=gamma)
+        self.gamma, self.initial_lr = gamma, None
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma**epoch
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine annealing from initial_lr to min_lr over t_max epochs, then min_lr,
+    as torch's CosineAnnealingLR (without restarts)."""
+
+    def __init__(self, t_max: int, min_lr: float = 0.0) -> None:
+        check_positive_int("CosineDecay", t_max=t_max)
+        check_in_range("CosineDecay", "min_lr", min_lr, 0.0, math.inf)
+        self.t_max, self.min_lr, self.initial_lr = t_max, min_lr, None
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        t = min(epoch, self.t_max)
+        cos = (1 + math.cos(math.pi * t / self.t_max)) / 2
+        self.optimizer.lr = self.min_lr + (self.initial_lr - self.min_lr) * cos
+
+
+class LearningRateScheduler(LearningRateSchedule):
+    """lr = schedule(epoch, current_lr), any function you write (as Keras)."""
+
+    def __init__(self, schedule) -> None:
+        if not callable(schedule):
+            raise ConfigError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule, self.initial_lr = schedule, None
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        lr = float(self.schedule(epoch, self.optimizer.lr))
+        check_positive_float("LearningRateScheduler", lr=lr)
+        self.optimizer.lr = lr
+
+
+__all__ = [
+    "Callback",
+    "CosineDecay",
+    "EarlyStopping",
+    "ExponentialDecay",
+    "History",
+    "LearningRateSchedule",
+    "LearningRateScheduler",
+    "StepDecay",
+]

@@ -1,0 +1,35 @@
+"""The exceptions glassnet raises on bad input.
+
+Every error subclasses both GlassnetError (catch everything from glassnet) and the
+built-in type a Python user expects (ValueError, TypeError or RuntimeError), and its
+message names the layer, argument or file, what was expected and what was received.
+"""
+
+
+class GlassnetError(Exception):
+    """Base class of every error glassnet raises on purpose."""
+
+
+class ShapeError(GlassnetError, ValueError):
+    """An array has the wrong number of dimensions or the wrong size."""
+
+
+class DataError(GlassnetError, ValueError):
+    """Data values are unusable: NaN or inf, labels out of range, lengths differ."""
+
+
+class ConfigError(GlassnetError, ValueError):
+    """A constructor or fit argument is invalid: unknown name, size <= 0, lr <= 0."""
+
+
+class ArgumentTypeError(GlassnetError, TypeError):
+    """An argument has the wrong kind (a string where a layer was expected, ...)."""
+
+
+class CallOrderError(GlassnetError, RuntimeError):
+    """Methods were called in the wrong order (backward before forward)."""
+
+
+class TrainingDivergedError(GlassnetError, RuntimeError):
+    """The loss became NaN or inf; the weights were restored to their last finite
+    values before this was raised."""

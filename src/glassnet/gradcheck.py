@@ -1,0 +1,415 @@
+"""gradcheck: compare analytic gradients with central finite differences.
+
+    report = gn.gradcheck(model, X, y, loss="softmax_cross_entropy")
+    report = gn.gradcheck(layer, x)                 # <forward(x), dout> for random dout
+    report = gn.gradcheck(loss_fn, arrays, grad=grad_fn)   # your own backprop
+
+The check runs in float64 on a copy (a float32 model is upcast; the report says
+so). For every tensor (the input and each parameter) it perturbs up to
+`max_elements` entries one at a time (all of a small tensor; a fixed-seed sample
+of a large one, always including the largest analytic entry) and compares
+
+    numeric = (f(w + eps) - f(w - eps)) / (2 eps)
+
+with the analytic value, plus one whole-tensor projection: for a random
+direction u, (f(w + eps u) - f(w - eps u)) / (2 eps) against sum(grad * u).
+The error of an entry is |a - n| / (|a| + |n|), after subtracting the rounding
+error a finite difference of f cannot avoid (8 * machine epsilon * |f| / eps).
+An entry where the forward and backward one-sided differences disagree sharply
+sits on a kink (ReLU at 0, a max-pool tie): it is counted and excluded.
+"""
+
+import copy
+import html
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from glassnet.errors import ArgumentTypeError, ShapeError
+from glassnet.layers.base import Layer
+
+_ROUNDING = 8 * np.finfo(np.float64).eps  # per unit of |f|
+
+
+@dataclass
+class GradcheckRow:
+    """One tensor's result. name: "input", "0.weight", or your array's key."""
+
+    name: str
+    layer: str
+    shape: tuple
+    checked: int
+    total: int
+    kinks: int
+    max_error: float
+    worst_index: tuple | None
+    analytic: float
+    numeric: float
+    projection_error: float
+    passed: bool
+    diagnosis: str = ""
+
+
+@dataclass
+class GradcheckReport:
+    """Rows of a gradient check, printable as a table; `passed` is the verdict."""
+
+    rows: list[GradcheckRow]
+    threshold: float
+    eps: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(row.passed for row in self.rows)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def worst(self) -> GradcheckRow:
+        """The row with the largest error (entry-wise or projection)."""
+        return max(self.rows, key=lambda r: max(r.max_error, r.projection_error))
+
+    def failures(self) -> list[GradcheckRow]:
+        return [row for row in self.rows if not row.passed]
+
+    def __getitem__(self, name: str) -> GradcheckRow:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no row named {name!r}; rows: {[r.name for r in self.rows]}")
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "threshold": self.threshold,
+            "eps": self.eps,
+            "notes": list(self.notes),
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        header = ["tensor", "layer", "shape", "checked", "kinks", "max rel err",
+                  "worst at", "analytic", "numeric", "proj err", "verdict"]
+        body = []
+        for r in self.rows:
+            body.append([
+                r.name, r.layer, "x".join(map(str, r.shape)) or "()",
+                f"{r.checked}/{r.total}", str(r.kinks), f"{r.max_error:.2e}",
+                str(r.worst_index) if r.worst_index is not None else "-",
+                f"{r.analytic:+.6e}", f"{r.numeric:+.6e}", f"{r.projection_error:.2e}",
+                "ok" if r.passed else "FAIL",
+            ])
+        return header, body
+
+    def __str__(self) -> str:
+        header, body = self._table()
+        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+                  for i, h in enumerate(header)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines.append(
+            f"gradcheck {verdict}: threshold {self.threshold:g} on max relative error, "
+            f"eps {self.eps:g}, float64"
+        )
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"{r.name}: {r.diagnosis}" for r in self.rows if r.diagnosis]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        header, body = self._table()
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+        )
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        verdict = "PASSED" if self.passed else "FAILED"
+        return f"<table><tr>{head}</tr>{rows}</table><p>gradcheck {verdict}</p>{notes}"
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max(|a| + |b|, 1e-300); two zeros count as a match."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300), initial=0.0))
+
+
+def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
+    """Name a common cause when analytic and numeric differ in a telling way.
+
+    numeric holds NaN where an entry was not checked (sampled out or on a kink).
+    """
+    checked = ~np.isnan(numeric)
+    a, n = analytic[checked], numeric[checked]
+    big = np.abs(n) > 1e-8 * max(np.abs(n).max(initial=0.0), 1e-300)
+    if not big.any():
+        return "the numeric gradient is zero here: the loss does not depend on this tensor"
+    if np.allclose(a, 0.0):
+        return "the analytic gradient is zero: backward never writes this gradient"
+    ratio = a[big] / n[big]
+    c = float(np.median(ratio))
+    if np.allclose(ratio, c, rtol=1e-4) and abs(c - 1) > 1e-4:
+        known = {-1.0: "the sign is flipped (p - y written as y - p?)",
+                 2.0: "twice too large (a factor 2 from MSE counted twice, or a 1/2 dropped)",
+                 0.5: "half the true value (a 1/2 in the loss not matched in backward?)"}
+        for value, text in known.items():
+            if abs(c - value) < 1e-4 * abs(value):
+                return f"analytic = {value:g} x numeric: {text}"
+        if c > 1 and abs(c - round(c)) < 1e-4:
+            return (f"analytic = {round(c)} x numeric: a missing 1/N (N = {round(c)} is "
+                    "often the batch size) or a sum where the loss takes a mean")
+        if c < 1 and abs(1 / c - round(1 / c)) < 1e-3:
+            return (f"analytic = numeric / {round(1 / c)}: an extra 1/N or a mean where "
+                    "the loss takes a sum")
+        return f"analytic = {c:.4g} x numeric everywhere: a constant factor is wrong"
+    if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] and checked.all():
+        if np.allclose(analytic, numeric.T, rtol=1e-5, atol=1e-10):
+            return "analytic equals the transpose of numeric: the weight gradient is transposed"
+    return ""
+
+
+class _Objective:
+    """A scalar f() of named float64 arrays that can be perturbed in place."""
+
+    def __init__(self, f, tensors: dict[str, np.ndarray]) -> None:
+        self.f, self.tensors = f, tensors
+
+    def __call__(self) -> float:
+        return float(self.f())
+
+
+def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_elements, rng):
+    """Compare analytic with central differences for the array `value` (perturbed in
+    place and restored)."""
+    if analytic is None or np.shape(analytic) != value.shape:
+        got = "nothing" if analytic is None else f"shape {np.shape(analytic)}"
+        return GradcheckRow(name, layer, value.shape, 0, value.size, 0, np.inf, None, np.nan,
+                            np.nan, np.inf, False,
+                            f"the analytic gradient has {got}, expected {value.shape} "
+                            "(a gradient always has the shape of what it differentiates)")
+    analytic = np.asarray(analytic, np.float64)
+    total = value.size
+    if total <= max_elements:
+        flat_idx = np.arange(total)
+    else:
+        sample = rng.choice(total, size=max_elements - 1, replace=False)
+        flat_idx = np.unique(np.append(sample, int(np.argmax(np.abs(analytic)))))
+    f0 = objective()
+    noise = _ROUNDING * max(abs(f0), 1e-300) / eps  # rounding error of a difference quotient
+    numeric = np.full(value.shape, np.nan)
+    errors = np.zeros(len(flat_idx))
+    kinks = 0
+    for j, flat in enumerate(flat_idx):
+        idx = np.unravel_index(flat, value.shape)
+        original = value[idx]
+        try:
+            value[idx] = original + eps
+            f_plus = objective()
+            value[idx] = original - eps
+            f_minus = objective()
+        finally:
+            value[idx] = original  # leave the tensor exactly as we found it
+        forward, backward = (f_plus - f0) / eps, (f0 - f_minus) / eps
+        jump = abs(forward - backward)
+        if jump > 1e-3 * (abs(forward) + abs(backward)) + 4 * noise + 1e-5:
+            kinks += 1
+            errors[j] = -1.0  # excluded
+            continue
+        n = (f_plus - f_minus) / (2 * eps)
+        numeric[idx] = n
+        a = analytic[idx]
+        errors[j] = max(0.0, abs(a - n) - noise) / max(abs(a) + abs(n), 1e-300)
+    # one whole-tensor projection: catches errors in entries the sample skipped
+    u = rng.standard_normal(value.shape)
+    saved = value.copy()
+    try:
+        value += eps * u
+        f_plus = objective()
+        value[...] = saved - eps * u
+        f_minus = objective()
+    finally:
+        value[...] = saved
+    n_proj, a_proj = (f_plus - f_minus) / (2 * eps), float(np.sum(analytic * u))
+    proj_noise = noise * np.sqrt(total)
+    proj_error = max(0.0, abs(a_proj - n_proj) - proj_noise) / max(abs(a_proj) + abs(n_proj), 1e-300)
+    if kinks:
+        proj_error = 0.0 if proj_error < 1e-3 else proj_error  # kinks blur the projection
+    valid = errors >= 0
+    if valid.any():
+        j = int(np.argmax(np.where(valid, errors, -1.0)))
+        worst = tuple(int(i) for i in np.unravel_index(flat_idx[j], value.shape))
+        max_error = float(errors[j])
+        a_w, n_w = float(analytic[worst]), float(numeric[worst])
+    else:
+        worst, max_error, a_w, n_w = None, 0.0, np.nan, np.nan
+    passed = max_error <= threshold and proj_error <= max(threshold, 1e-6 if kinks else threshold)
+    diagnosis = ""
+    if not passed:
+        diagnosis = _diagnose(analytic, numeric)
+    return GradcheckRow(name, layer, value.shape, int(valid.sum()), total, kinks, max_error,
+                        worst, a_w, n_w, proj_error, passed, diagnosis)
+
+
+def _to_float64(target: Layer) -> Layer:
+    """A deep copy of target with every parameter in float64."""
+    clone = copy.deepcopy(target)
+    for p in clone.parameters():
+        data = np.array(p.data, dtype=np.float64)
+        p._rebind(data, np.zeros_like(data))
+    layers = getattr(clone, "layers", [clone])
+    for layer in layers:
+        if getattr(layer, "input_grad", True) is False:
+            layer.input_grad = True
+    if hasattr(clone, "dtype"):
+        clone.dtype = np.dtype(np.float64)
+    return clone
+
+
+def gradcheck(
+    target,
+    X=None,
+    y=None,
+    loss=None,
+    *,
+    grad=None,
+    eps: float = 1e-6,
+    threshold: float = 1e-7,
+    max_elements: int = 200,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Check the gradients of a model, a layer, or a function of named arrays.
+
+    Model or layer: X is its input batch; with y and loss, f = loss(model(X), y);
+    without, f = sum(model(X) * dout) for a fixed random dout. Rows: "input" and
+    every parameter ("0.weight", ...). When some rows fail, each layer is also
+    checked on its own input, and the report's notes name the layers whose own
+    backward disagrees with their forward (the faulty layers).
+
+    Function: target(arrays) returns the loss for a dict of arrays; grad(arrays)
+    returns your hand-written gradients as a dict with the same keys and shapes.
+    """
+    rng = np.random.default_rng(seed)
+    if isinstance(target, Layer):
+        return _check_layer(target, X, y, loss, eps, threshold, max_elements, rng)
+    if callable(target):
+        if not isinstance(X, dict) or grad is None or not callable(grad):
+            raise ArgumentTypeError(
+                "gradcheck(function, arrays, grad=grad_function): arrays must be a dict "
+                "of NumPy arrays and grad a function returning a dict of gradients"
+            )
+        return _check_function(target, X, grad, eps, threshold, max_elements, rng)
+    raise ArgumentTypeError(
+        f"gradcheck: expected a Layer, a Sequential model or a loss function, got "
+        f"{type(target).__name__}"
+    )
+
+
+def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> GradcheckReport:
+    from glassnet.losses import get_loss
+
+    notes = []
+    dtype = getattr(target, "dtype", None)
+    params = target.parameters()
+    if any(p.data.dtype != np.float64 for p in params) or (dtype is not None and dtype != np.float64):
+        notes.append("the model is not float64: the check ran on a float64 copy")
+    model = _to_float64(target)
+    try:
+        x = np.array(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"gradcheck: X must be a numeric array ({exc})") from None
+    if not np.isfinite(x).all():
+        from glassnet.errors import DataError
+
+        raise DataError("gradcheck: X contains NaN or inf")
+    if x.ndim < 1:
+        raise ShapeError(f"gradcheck: X must be a batch of inputs, got shape {x.shape}")
+    is_model = hasattr(model, "layers")
+    forward = (lambda a: model.forward(a, training=False)) if is_model else model.forward
+    out = forward(x)
+    if loss is not None:
+        loss_fn = get_loss(loss)
+        if y is None:
+            raise ArgumentTypeError("gradcheck: a loss needs targets y")
+        target_y = loss_fn.prepare_target(y, out.shape, np.float64)
+
+        def f():
+            return loss_fn.forward(forward(x), target_y)
+
+        f()
+        dout = loss_fn.backward()
+    else:
+        weights = rng.standard_normal(out.shape)
+
+        def f():  # <forward(x), w> has gradient backward(w)
+            return float(np.sum(forward(x) * weights))
+
+        f()
+        dout = weights.copy()
+    dx = model.backward(dout)
+    grads = {"input": None if dx is None else np.array(dx, dtype=np.float64)}
+    names = model.named_parameters() if is_model else {p.name: p for p in model.parameters()}
+    layer_of = {}
+    if is_model:
+        for i, layer in enumerate(model.layers):
+            for p in layer.parameters():
+                layer_of[f"{i}.{p.name}"] = f"{i} {type(layer).__name__}"
+    for key, p in names.items():
+        grads[key] = p.grad.copy()
+    objective = _Objective(f, {})
+    rows = [
+        _check_tensor(objective, "input", "", x, grads["input"], eps, threshold, max_elements, rng)
+    ]
+    for key, p in names.items():
+        layer = layer_of.get(key, type(model).__name__)
+        rows.append(_check_tensor(objective, key, layer, p.data, grads[key], eps, threshold,
+                                  max_elements, rng))
+    report = GradcheckReport(rows, threshold, eps, notes)
+    if is_model and not report.passed:
+        report.notes.extend(_locate_faulty_layers(model, x, eps, threshold, max_elements, rng))
+    return report
+
+
+def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng) -> list[str]:
+    """Check every layer alone on the input it saw; name those that fail."""
+    inputs = []
+    a = x
+    for layer in model.layers:
+        inputs.append(a.copy())
+        a = layer.forward(a)
+    faulty = []
+    for i, (layer, a) in enumerate(zip(model.layers, inputs)):
+        sub = _check_layer(layer, a, None, None, eps, threshold, max_elements, rng)
+        if not sub.passed:
+            bad = ", ".join(
+                f"{r.name}" + (f" ({r.diagnosis})" if r.diagnosis else "") for r in sub.failures()
+            )
+            faulty.append(f"faulty layer {i} ({type(layer).__name__}): its backward disagrees "
+                          f"with its own forward for {bad}")
+    if faulty and len(faulty) < len(model.layers):
+        faulty.append("rows of other layers fail only because the wrong gradient flows "
+                      "through them")
+    return faulty
+
+
+def _check_function(f, arrays, grad, eps, threshold, max_elements, rng) -> GradcheckReport:
+    tensors = {}
+    for key, value in arrays.items():
+        try:
+            tensors[key] = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ArgumentTypeError(f"gradcheck: array {key!r} is not numeric ({exc})") from None
+    analytic = grad({k: v.copy() for k, v in tensors.items()})
+    if not isinstance(analytic, dict):
+        raise ArgumentTypeError(
+            f"gradcheck: grad must return a dict of arrays keyed like the inputs, got "
+            f"{type(analytic).__name__}"
+        )
+    objective = _Objective(lambda: f(tensors), tensors)
+    rows = []
+    for key, value in tensors.items():
+        a = analytic.get(key)
+        rows.append(_check_tensor(objective, key, "", value, a, eps, threshold, max_elements, rng))
+    notes = [f"grad returned keys not among the arrays: {sorted(set(analytic) - set(tensors))}"
+             ] if set(analytic) - set(tensors) else []
+    return GradcheckReport(rows, threshold, eps, notes)

@@ -1,0 +1,95 @@
+"""Dense: the fully connected layer."""
+
+import numpy as np
+
+from glassnet._validation import check_positive_int
+from glassnet.errors import ShapeError
+from glassnet.initializers import get_initializer
+from glassnet.layers.base import Layer
+from glassnet.parameter import Parameter
+
+
+class Dense(Layer):
+    """Fully connected layer: out = x @ weight + bias.
+
+    Shapes: x (N, D) -> out (N, M); weight (D, M); bias (M,), one number per output
+    unit, broadcast over the batch. (Column-major code such as `w1 @ X + b0` with X
+    of shape (D, N) computes the transpose of the same thing; its bias must still be
+    one column (M, 1), never an (M, N) matrix, or every example gets its own bias.)
+
+    Backward, with dout = dL/dout of shape (N, M):
+        dL/dweight = x.T @ dout        (D, N) @ (N, M) -> (D, M), weight's shape
+        dL/dbias   = dout.sum(axis=0)  the bias was broadcast over N rows
+        dL/dx      = dout @ weight.T   (N, M) @ (M, D) -> (N, D)
+
+    init: name of an initializer (see glassnet.initializers); None lets Sequential
+    choose from the next activation (He before ReLU, Glorot otherwise).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str | None = None,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ) -> None:
+        check_positive_int("Dense", in_features=in_features, out_features=out_features)
+        if init is not None:
+            get_initializer(init)  # fail now on an unknown name
+        self.in_features, self.out_features, self.init = in_features, out_features, init
+        # When False (set by fit for the first layer), backward skips dL/dx: the
+        # network input needs no gradient and the GEMM is a third of the layer's work.
+        self.input_grad = True
+        self.weight = Parameter(np.zeros((in_features, out_features), dtype), "weight")
+        self.bias = Parameter(np.zeros(out_features, dtype), "bias")
+        self.initialize(rng or np.random.default_rng(), dtype, None)
+
+    def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
+        scheme = get_initializer(self.init or init or "glorot_uniform")
+        D, M = self.in_features, self.out_features
+        w = scheme(rng, (D, M), D, M, dtype)
+        self.weight._rebind(w, np.zeros_like(w))
+        self.bias._rebind(np.zeros(M, dtype), np.zeros(M, dtype))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ShapeError(self._shape_message(x.shape))
+        self._cache = x
+        out = x @ self.weight.data  # (N, D) @ (D, M) -> (N, M)
+        out += self.bias.data  # in place: saves an (N, M) temporary
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x = self._cached()
+        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
+        np.sum(dout, axis=0, out=self.bias.grad)  # (N, M) -> (M,)
+        if not self.input_grad:
+            return None
+        return dout @ self.weight.data.T  # (N, M) @ (M, D) -> (N, D)
+
+    def parameters(self) -> list[Parameter]:
+        return [self.weight, self.bias]
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(input_shape) != (self.in_features,):
+            raise ShapeError(self._shape_message((None, *input_shape)))
+        return (self.out_features,)
+
+    def get_config(self) -> dict:
+        config = {"in_features": self.in_features, "out_features": self.out_features}
+        if self.init is not None:
+            config["init"] = self.init
+        return config
+
+    def _shape_message(self, shape) -> str:
+        shown = "(N, " + ", ".join(str(s) for s in shape[1:]) + ")" if len(shape) > 1 else str(shape)
+        msg = f"Dense({self.in_features}, {self.out_features}) expects input of shape (N, {self.in_features}), got {shown}"
+        if len(shape) > 2:
+            msg += "; add Flatten() before this layer"
+        elif len(shape) == 2:
+            msg += f"; in_features should be {shape[1]}"
+        elif len(shape) == 1:
+            msg += "; a single sample must be reshaped to (1, D)"
+        return msg

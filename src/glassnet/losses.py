@@ -1,0 +1,243 @@
+"""Losses: forward(pred, target) -> float, backward() -> dL/dpred, and LOSSES.
+
+Every loss's backward is the exact derivative of the number forward reports.
+With reduction="mean" (the default) that number is averaged: over the batch for
+the cross-entropies (N rows), over every element for MeanSquaredError and the
+binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
+"""
+
+import numpy as np
+
+from glassnet._validation import check_labels
+from glassnet.errors import ConfigError, DataError, ShapeError
+
+_EXP_MINUS_100 = float(np.exp(-100.0))
+
+
+class Loss:
+    """Base class: a scalar objective at the end of the chain.
+
+    forward(pred, target) returns a Python float and keeps what backward needs;
+    backward() takes no argument and returns dL/dpred with pred's shape.
+    """
+
+    _cache = None
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(
+                f"{type(self).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}"
+            )
+        self.reduction = reduction
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return self.forward(pred, target)
+
+    def prepare_target(self, target, pred_shape: tuple[int, ...], dtype) -> np.ndarray:
+        """Validate target against pred's shape once (fit calls this per fit, not
+        per step) and return it in the form forward expects."""
+        target = np.asarray(target)
+        if target.ndim == 1 and len(pred_shape) == 2 and pred_shape[1] == 1:
+            target = target.reshape(-1, 1)  # y of shape (N,) for a single output
+        if target.shape != tuple(pred_shape):
+            raise ShapeError(
+                f"{type(self).__name__}: target must have the network output's shape "
+                f"{tuple(pred_shape)}, got {target.shape}"
+            )
+        return np.ascontiguousarray(target, dtype=dtype)
+
+    def _scale(self, count: int) -> float:
+        return 1.0 / count if self.reduction == "mean" else 1.0
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+class MeanSquaredError(Loss):
+    """L = mean((pred - target)**2) over every element; dL/dpred = 2 (pred - target) / n.
+
+    Shapes: pred (N, ...) and target of the same shape. n = pred.size for "mean".
+    """
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        diff = pred - target
+        scale = self._scale(diff.size)
+        self._cache = (diff, scale)
+        return float(np.vdot(diff, diff)) * scale  # vdot: sum of squares in one call
+
+    def backward(self) -> np.ndarray:
+        diff, scale = self._cache
+        return diff * (2.0 * scale)
+
+
+def _one_hot_or_labels(loss: Loss, target, N: int, K: int, dtype):
+    """Integer labels (N,) stay labels; (N, K) targets are class probabilities."""
+    target = np.asarray(target)
+    if target.ndim == 1 or (target.ndim == 2 and target.shape[1] == 1 and K != 1):
+        return check_labels(target.reshape(-1), N, K)
+    if target.shape != (N, K):
+        raise ShapeError(
+            f"{type(loss).__name__}: target must be integer labels of shape ({N},) or "
+            f"one-hot rows of shape ({N}, {K}), got {target.shape}"
+        )
+    target = np.ascontiguousarray(target, dtype=dtype)
+    if not np.isfinite(target).all() or target.min() < 0:
+        raise DataError(f"{type(loss).__name__}: one-hot targets must be finite and >= 0")
+    return target
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Mean cross-entropy of softmax(logits) against labels; fused for stability.
+
+    Shapes: logits (N, K); target integer labels (N,) in [0, K) or one-hot /
+    probability rows (N, K). L = -sum(y * log_softmax(logits)) / N.
+    The softmax Jacobian times dL/dsoftmax collapses to dL/dlogits = (p - y) / N.
+    """
+
+    def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
+        N = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)  # exp() cannot overflow
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)
+        log_probs = shifted - np.log(sums)  # (N, K)
+        exp /= sums  # probabilities, reused by backward
+        scale = self._scale(N)
+        self._cache = (exp, target, scale)
+        if target.ndim == 1:
+            picked = log_probs[np.arange(N), target]
+            return -float(picked.sum()) * scale
+        return -float(np.vdot(target, log_probs)) * scale
+
+    def backward(self) -> np.ndarray:
+        probs, target, scale = self._cache
+        if target.ndim == 1:
+            dlogits = probs.copy()
+            dlogits[np.arange(len(target)), target] -= 1.0
+        else:
+            dlogits = probs - target
+        dlogits *= scale  # the loss is a mean over the batch
+        return dlogits
+
+    def prepare_target(self, target, pred_shape, dtype):
+        N, K = pred_shape
+        return _one_hot_or_labels(self, target, N, K, dtype)
+
+
+class CrossEntropy(Loss):
+    """Mean cross-entropy of probabilities (e.g. a Softmax layer's output).
+
+    Shapes: probs (N, K); target labels (N,) or one-hot rows (N, K).
+    L = -sum(y * log(p)) / N; dL/dp = -y / p / N. Probabilities below the
+    smallest normal float are clipped there (log stays finite; the gradient of a
+    clipped entry is 0, as the clipped function is flat).
+    Prefer SoftmaxCrossEntropy on logits: it is exact where this one clips.
+    """
+
+    def forward(self, probs: np.ndarray, target: np.ndarray) -> float:
+        N, K = probs.shape
+        tiny = np.finfo(probs.dtype).tiny if probs.dtype.kind == "f" else 1e-300
+        clipped = np.maximum(probs, tiny)
+        y = target
+        if target.ndim == 1:
+            y = np.zeros_like(probs)
+            y[np.arange(N), target] = 1.0
+        scale = self._scale(N)
+        self._cache = (clipped, probs > tiny, y, scale)
+        return -float(np.vdot(y, np.log(clipped))) * scale
+
+    def backward(self) -> np.ndarray:
+        clipped, unclipped, y, scale = self._cache
+        return np.where(unclipped, -y / clipped, 0.0) * scale
+
+    def prepare_target(self, target, pred_shape, dtype):
+        N, K = pred_shape
+        return _one_hot_or_labels(self, target, N, K, dtype)
+
+
+class BinaryCrossEntropy(Loss):
+    """Mean binary cross-entropy of probabilities p in [0, 1] against targets in [0, 1].
+
+    Shapes: p and target the same, (N,) or (N, M). L = -mean(y log p + (1-y) log(1-p));
+    dL/dp = (p - y) / (p (1 - p)) / n. log is clamped at -100 as PyTorch does, and
+    the gradient of a clamped term is 0. Prefer BinaryCrossEntropyWithLogits.
+    """
+
+    def forward(self, p: np.ndarray, target: np.ndarray) -> float:
+        floor = _EXP_MINUS_100  # log(floor) = -100
+        ok_p, ok_1mp = p > floor, (1.0 - p) > floor
+        log_p = np.log(np.maximum(p, floor))
+        log_1mp = np.log(np.maximum(1.0 - p, floor))
+        scale = self._scale(p.size)
+        self._cache = (p, target, ok_p, ok_1mp, scale)
+        total = np.vdot(target, log_p) + np.vdot(1.0 - target, log_1mp)
+        return -float(total) * scale
+
+    def backward(self) -> np.ndarray:
+        p, y, ok_p, ok_1mp, scale = self._cache
+        safe_p = np.where(ok_p, p, 1.0)  # entries where the log was clamped get 0
+        safe_1mp = np.where(ok_1mp, 1.0 - p, 1.0)
+        dp = np.where(ok_1mp, (1.0 - y) / safe_1mp, 0.0) - np.where(ok_p, y / safe_p, 0.0)
+        return (dp * scale).astype(p.dtype, copy=False)
+
+    def prepare_target(self, target, pred_shape, dtype):
+        target = super().prepare_target(target, pred_shape, dtype)
+        if target.size and (target.min() < 0 or target.max() > 1):
+            raise DataError(
+                f"{type(self).__name__}: targets must lie in [0, 1], got values from "
+                f"{target.min()} to {target.max()}"
+            )
+        return target
+
+
+class BinaryCrossEntropyWithLogits(BinaryCrossEntropy):
+    """Binary cross-entropy on logits z, fused with the sigmoid for stability.
+
+    Shapes: z and target the same. L = mean(max(z, 0) - z y + log(1 + exp(-|z|)));
+    dL/dz = (sigmoid(z) - y) / n.
+    """
+
+    def forward(self, z: np.ndarray, target: np.ndarray) -> float:
+        terms = np.maximum(z, 0.0) - z * target + np.log1p(np.exp(-np.abs(z)))
+        scale = self._scale(z.size)
+        self._cache = (z, target, scale)
+        return float(terms.sum()) * scale
+
+    def backward(self) -> np.ndarray:
+        z, y, scale = self._cache
+        s = np.tanh(z * 0.5)
+        s += 1.0
+        s *= 0.5  # sigmoid(z), overflow-free
+        s -= y
+        s *= scale
+        return s
+
+
+LOSSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "cross_entropy": CrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binary_cross_entropy_with_logits": BinaryCrossEntropyWithLogits,
+}
+
+
+def get_loss(loss) -> Loss:
+    """A Loss instance from a Loss, a Loss class or a name in LOSSES."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if isinstance(loss, str) and loss.lower() in LOSSES:
+        return LOSSES[loss.lower()]()
+    known = ", ".join(sorted(LOSSES))
+    raise ConfigError(f"unknown loss {loss!r}; known losses: {known}")

@@ -1,0 +1,225 @@
+"""Sequential: layers applied in order, with fit / predict / evaluate."""
+
+import numpy as np
+
+from glassnet._validation import as_float_array
+from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
+from glassnet.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, make_activation
+from glassnet.layers.base import Layer
+from glassnet.layers.dense import Dense
+from glassnet.parameter import Parameter
+
+
+def _as_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ConfigError(f"Sequential: dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ConfigError(f"Sequential: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Sequential(Layer):
+    """Layers applied in order; backward visits them in reverse.
+
+        model = Sequential(Dense(4, 5), Tanh(), Dense(5, 3), seed=0)
+
+    seed seeds the model's own np.random.Generator (`model.rng`), used to
+    initialise the weights and, in fit, to shuffle and split: the same seed gives
+    bitwise-equal weights in any process, and NumPy's global random state is
+    never touched. dtype is float32 (fast, the default) or float64.
+    A string among the layers is an activation name ("tanh", "relu", ...).
+
+    Each Dense layer without an explicit init gets He initialisation when a ReLU
+    or LeakyReLU follows it and Glorot otherwise.
+    """
+
+    def __init__(self, *layers, seed: int | None = None, dtype=np.float32) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        self.layers: list[Layer] = []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, str):
+                layer = make_activation(layer)
+            if not isinstance(layer, Layer):
+                raise ArgumentTypeError(
+                    f"Sequential: layer {i} must be a glassnet Layer (or an activation "
+                    f"name), got {layer!r} of type {type(layer).__name__}"
+                )
+            self.layers.append(layer)
+        self.seed = seed
+        self.dtype = _as_dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+        self.stop_training = False
+        self.history = None
+        self._training = False
+        self._initialize()
+
+    def _initialize(self) -> None:
+        for i, layer in enumerate(self.layers):
+            following = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            relu_next = isinstance(following, (ReLU, LeakyReLU))
+            layer.initialize(self.rng, self.dtype, "he_normal" if relu_next else "glorot_uniform")
+            for p in layer.parameters():  # a custom layer's own arrays join the dtype
+                if p.data.dtype != self.dtype:
+                    data = p.data.astype(self.dtype)
+                    p._rebind(data, np.zeros_like(data))
+
+    @classmethod
+    def from_sizes(
+        cls,
+        sizes: list[int],
+        activations: list[str],
+        *,
+        seed: int | None = None,
+        dtype=np.float32,
+    ) -> "Sequential":
+        """A multilayer perceptron from layer sizes and one activation per layer.
+
+            Sequential.from_sizes([2, 2, 2], activations=["sigmoid", "softmax"])
+
+        builds Dense(2, 2), Sigmoid(), Dense(2, 2), Softmax(). Use "linear" for none.
+        """
+        sizes, activations = list(sizes), list(activations)
+        if len(sizes) < 2:
+            raise ConfigError(f"from_sizes: expected at least 2 sizes, got {sizes}")
+        if len(activations) != len(sizes) - 1:
+            raise ConfigError(
+                f"from_sizes: expected {len(sizes) - 1} activations for sizes {sizes}, "
+                f"got {len(activations)}: {activations}"
+            )
+        layers: list[Layer] = []
+        for d, m, act in zip(sizes[:-1], sizes[1:], activations):
+            layers.append(Dense(d, m, dtype=dtype))
+            if str(act).lower() not in ("linear", "identity"):
+                layers.append(make_activation(act))
+        return cls(*layers, seed=seed, dtype=dtype)
+
+    # -- the Layer contract ---------------------------------------------------
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if training is not self._training:
+            self.set_training(training)
+        for i, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except ShapeError as exc:
+                raise ShapeError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+            if dout is None:  # the first layer was told not to compute dL/dx
+                break
+        return dout
+
+    def parameters(self) -> list[Parameter]:
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        """{"0.weight": Parameter, "0.bias": ..., "2.weight": ...}, in order."""
+        return {
+            f"{i}.{p.name}": p for i, layer in enumerate(self.layers) for p in layer.parameters()
+        }
+
+    def set_training(self, training: bool) -> None:
+        """Tell every layer whether it runs in training mode (Dropout) or not."""
+        self._training = bool(training)
+        for layer in self.layers:
+            layer.training = self._training
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """One sample's output shape for one sample's input shape, checked layer by
+        layer before any data is seen; None if some layer cannot tell."""
+        shape = tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ShapeError as exc:
+                raise ShapeError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+            if shape is None:
+                return None
+        return shape
+
+    def get_config(self) -> dict:
+        return {"seed": self.seed, "dtype": self.dtype.name}
+
+    # -- using a model ----------------------------------------------------------
+
+    def _check_x(self, X, name: str = "X") -> np.ndarray:
+        X = as_float_array(X, name, self.dtype)
+        first = self.layers[0] if self.layers else None
+        if X.ndim < 2:
+            expected = f"(N, {first.in_features})" if isinstance(first, Dense) else "(N, ...)"
+            raise ShapeError(
+                f"{name}: expected a batch of shape {expected}, got {X.shape}; "
+                "reshape a single sample with x.reshape(1, -1)"
+            )
+        self.output_shape(X.shape[1:])  # names the first layer that does not fit
+        return X
+
+    def predict(self, X, batch_size: int | None = None) -> np.ndarray:
+        """The network's output for X in inference mode: (N, ...) -> (N, M).
+
+        For classifiers this is the last layer's output (logits unless the model
+        ends in Softmax/Sigmoid); see predict_proba and predict_classes.
+        """
+        X = self._check_x(X)
+        if batch_size is None or batch_size >= len(X):
+            return self.forward(X, training=False)
+        parts = [self.forward(X[i : i + batch_size], training=False) for i in range(0, len(X), batch_size)]
+        return np.concatenate(parts)
+
+    def predict_proba(self, X, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N, K), rows summing to 1.
+
+        The output is used as is after a final Softmax; otherwise it is read as
+        logits and passed through softmax. A single output unit (binary) gives
+        two columns [1 - p, p], p = sigmoid(logit) or the final Sigmoid's output.
+        """
+        out = self.predict(X, batch_size)
+        last = self.layers[-1] if self.layers else None
+        if out.ndim != 2:
+            raise ShapeError(f"predict_proba: expected outputs of shape (N, K), got {out.shape}")
+        if out.shape[1] == 1:
+            p = out if isinstance(last, Sigmoid) else 0.5 * (1.0 + np.tanh(0.5 * out))
+            return np.hstack([1.0 - p, p])
+        if isinstance(last, Softmax):
+            return out
+        shifted = out - out.max(axis=1, keepdims=True)
+        np.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=1, keepdims=True)
+        return shifted
+
+    def predict_classes(self, X, batch_size: int | None = None) -> np.ndarray:
+        """Integer class of each row: argmax of the outputs (threshold for one unit)."""
+        return self.predict_proba(X, batch_size).argmax(axis=1)
+
+    def fit(self, X, y=None, **kwargs):
+        """Train on (X, y); see glassnet.training.fit for every argument."""
+        from glassnet.training import fit
+
+        return fit(self, X, y, **kwargs)
+
+    def evaluate(self, X, y, loss=None, metrics="auto", batch_size: int | None = None) -> dict:
+        """{"loss": ..., "accuracy": ...} on (X, y) in inference mode."""
+        from glassnet.training import evaluate
+
+        return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
+
+    # -- container conveniences -----------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"

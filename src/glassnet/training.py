@@ -1,0 +1,322 @@
+"""The training loop: Trainer (one prepared step), fit, evaluate."""
+
+import math
+import sys
+
+import numpy as np
+
+from glassnet._validation import as_float_array, check_in_range, check_positive_int
+from glassnet.callbacks import Callback, History
+from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError, TrainingDivergedError
+from glassnet.layers.activations import Sigmoid, Softmax
+from glassnet.losses import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CrossEntropy,
+    Loss,
+    SoftmaxCrossEntropy,
+    get_loss,
+)
+from glassnet.metrics import get_metric
+from glassnet.optimizers import get_optimizer
+
+_CLASSIFICATION = (SoftmaxCrossEntropy, CrossEntropy, BinaryCrossEntropy)
+
+
+class Trainer:
+    """forward, loss, backward, update: one step on one batch, prepared once.
+
+    Binding the optimizer (one flat parameter buffer) and telling the first layer
+    to skip dL/dx happen here, once, so `step` does nothing a hand-written loop
+    would not. Inputs are trusted: fit validates them before the first step.
+    """
+
+    def __init__(self, model, loss: Loss, optimizer) -> None:
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        params = model.parameters()
+        if not optimizer._is_bound_to(params) or not hasattr(optimizer, "_data"):
+            optimizer.bind(params)
+        self.layers = list(model.layers)
+        self.reversed_layers = self.layers[::-1]
+
+    def __enter__(self) -> "Trainer":
+        self.model.set_training(True)
+        first = self.layers[0] if self.layers else None
+        self._first_input_grad = getattr(first, "input_grad", None)
+        if self._first_input_grad is not None:
+            first.input_grad = False  # the data needs no gradient
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.model.set_training(False)
+        if self._first_input_grad is not None:
+            self.layers[0].input_grad = self._first_input_grad
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One update on the batch (x, y); returns the batch loss before the update."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        value = self.loss.forward(x, y)
+        dout = self.loss.backward()
+        for layer in self.reversed_layers:
+            dout = layer.backward(dout)
+        optimizer = self.optimizer
+        optimizer.t += 1
+        optimizer._update(optimizer._data, optimizer._grad)
+        self.last_output = x
+        return value
+
+
+def infer_loss(model, y) -> Loss:
+    """The loss fit uses when none is given: cross_entropy after a final Softmax,
+    binary_cross_entropy after a final single Sigmoid, softmax_cross_entropy for
+    integer labels, mean squared error otherwise."""
+    last = model.layers[-1] if model.layers else None
+    if isinstance(last, Softmax):
+        return CrossEntropy()
+    if isinstance(last, Sigmoid):
+        return BinaryCrossEntropy()
+    y = np.asarray(y)
+    if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+        return SoftmaxCrossEntropy()
+    from glassnet.losses import MeanSquaredError
+
+    return MeanSquaredError()
+
+
+def _prepare(model, X, y, loss: Loss, name: str = "X"):
+    """Validate (X, y) against the model once; returns arrays ready for steps."""
+    X = model._check_x(X, name)
+    if y is None:
+        raise ArgumentTypeError(f"{name}: targets y are required to compute a loss")
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != len(X):
+        got = "a scalar" if y.ndim == 0 else f"{len(y)} rows"
+        raise ShapeError(f"y: expected {len(X)} rows (one per row of {name}), got {got}")
+    out_shape = model.output_shape(X.shape[1:])
+    if out_shape is None:
+        out_shape = model.forward(X[:1], training=False).shape[1:]
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        from glassnet.errors import DataError
+
+        raise DataError("y: expected finite values, got NaN or inf")
+    y = loss.prepare_target(y, (len(X), *out_shape), model.dtype)
+    return X, y
+
+
+def _threshold(loss: Loss) -> float:
+    return 0.0 if isinstance(loss, BinaryCrossEntropyWithLogits) else 0.5
+
+
+def _metric_names(metrics, loss: Loss) -> list[str]:
+    if metrics == "auto":
+        return ["accuracy"] if isinstance(loss, _CLASSIFICATION) else []
+    if metrics is None:
+        return []
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    for name in names:
+        get_metric(name)
+    return names
+
+
+def evaluate(model, X, y, loss=None, metrics="auto", batch_size=None) -> dict:
+    """Loss and metrics of the model on (X, y), in inference mode."""
+    loss = get_loss(loss) if loss is not None else infer_loss(model, y)
+    X, y = _prepare(model, X, y, loss)
+    return _evaluate_prepared(model, X, y, loss, _metric_names(metrics, loss), batch_size)
+
+
+def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict:
+    step = len(X) if not batch_size else max(batch_size, 1024)
+    total, outs = 0.0, []
+    for i in range(0, len(X), step):
+        out = model.forward(X[i : i + step], training=False)
+        total += loss.forward(out, y[i : i + step]) * (len(out) if loss.reduction == "mean" else 1)
+        outs.append(out)
+    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    logs = {"loss": total / len(X) if loss.reduction == "mean" else total}
+    for name in metric_names:
+        logs[name] = get_metric(name)(out, y, _threshold(loss))
+    return logs
+
+
+def train_test_split(X, y, test_size: float = 0.25, *, stratify: bool = True, rng=None, seed=None):
+    """Split (X, y) into (X_train, X_test, y_train, y_test) with a private generator.
+
+    With integer labels y (N,) and stratify=True, each class keeps its proportion
+    (at least one test row per class with two or more rows). Global random state is
+    never used: pass rng (a np.random.Generator) or seed.
+    """
+    check_in_range("train_test_split", "test_size", test_size, 1e-12, 1.0)
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    y = np.asarray(y)
+    N = len(y)
+    if stratify and y.ndim == 1 and not np.issubdtype(y.dtype, np.floating):
+        test = []
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            rows = rows[rng.permutation(len(rows))]
+            n_test = int(round(test_size * len(rows)))
+            if len(rows) > 1:
+                n_test = min(max(n_test, 1), len(rows) - 1)
+            test.append(rows[:n_test])
+        test_idx = np.sort(np.concatenate(test))
+    else:
+        n_test = max(1, int(round(test_size * N)))
+        test_idx = np.sort(rng.permutation(N)[:n_test])
+    mask = np.ones(N, dtype=bool)
+    mask[test_idx] = False
+    train_idx = np.flatnonzero(mask)
+    X = np.asarray(X)
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def _progress(verbose, epochs: int, initial_epoch: int):
+    """A tqdm bar on stderr when it is a terminal and verbose allows; else None."""
+    if verbose == "auto":
+        verbose = 1
+    if verbose != 1 or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm  # imported only when a bar is shown
+
+    return tqdm(total=epochs, initial=initial_epoch, unit="epoch", file=sys.stderr, leave=False)
+
+
+def fit(
+    model,
+    X,
+    y=None,
+    *,
+    loss=None,
+    optimizer="sgd",
+    epochs: int = 1,
+    batch_size: int | None = 32,
+    shuffle: bool = True,
+    validation_split: float = 0.0,
+    validation_data=None,
+    metrics="auto",
+    callbacks=(),
+    verbose="auto",
+    seed: int | None = None,
+    initial_epoch: int = 0,
+) -> History:
+    """Train `model` on (X, y) with minibatch gradient descent; returns a History.
+
+    X: (N, ...) float; y: targets of the output's shape, or integer labels (N,)
+    (or one-hot (N, K)) for the classification losses.
+    loss: a Loss or a name in glassnet.losses.LOSSES; None picks one (infer_loss).
+    optimizer: an Optimizer (keeps its state across fit calls) or a name.
+    batch_size: rows per step; None means the whole data set (full-batch).
+    shuffle: reshuffle the rows every epoch with the model's generator.
+    validation_split: fraction of rows held out (stratified for labels) and
+    reported as val_loss / val_<metric>; or validation_data=(X_val, y_val).
+    metrics: "auto" (accuracy for classification losses), None, or names.
+    callbacks: Callback instances (EarlyStopping, schedules, your own).
+    verbose: 0 silent; 1 a progress bar on a terminal only; 2 one line per epoch
+    on stderr; "auto" is 1.
+    seed: reseeds the generator used for shuffling and splitting (the model's own
+    `model.rng` otherwise): with Sequential(seed=...) runs are bitwise repeatable.
+
+    A non-finite loss stops training with TrainingDivergedError naming the epoch
+    and step; the weights are first restored to those at the start of that epoch.
+    """
+    check_positive_int("fit", epochs=epochs)
+    if batch_size is not None:
+        check_positive_int("fit", batch_size=batch_size)
+    check_in_range("fit", "validation_split", validation_split, 0.0, 1.0)
+    if verbose not in (0, 1, 2, "auto", False, True):
+        raise ConfigError(f"fit: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    rng = np.random.default_rng(seed) if seed is not None else model.rng
+    loss_fn = get_loss(loss) if loss is not None else infer_loss(model, y)
+    last = model.layers[-1] if model.layers else None
+    if isinstance(last, Softmax) and isinstance(loss_fn, SoftmaxCrossEntropy):
+        raise ConfigError(
+            "fit: the model ends in Softmax and loss='softmax_cross_entropy' applies "
+            "softmax again; use loss='cross_entropy', or drop the Softmax layer"
+        )
+    X, y = _prepare(model, X, y, loss_fn)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ArgumentTypeError("fit: validation_data must be a pair (X_val, y_val)")
+        X_val, y_val = _prepare(model, *validation_data, loss_fn, name="validation_data X")
+    elif validation_split > 0:
+        X, X_val, y, y_val = train_test_split(X, y, validation_split, rng=rng)
+    else:
+        X_val = y_val = None
+    metric_names = _metric_names(metrics, loss_fn)
+    metric_fns = [get_metric(name) for name in metric_names]
+    optimizer = get_optimizer(optimizer)
+    history = History()
+    callbacks = [history, *callbacks]
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ArgumentTypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
+        cb.model, cb.optimizer = model, optimizer
+    N = len(X)
+    batch = N if batch_size is None else min(batch_size, N)
+    threshold = _threshold(loss_fn)
+    model.stop_training = False
+    bar = _progress(verbose, epochs, initial_epoch)
+    logs: dict = {}
+    trainer = Trainer(model, loss_fn, optimizer)
+    for cb in callbacks:
+        cb.on_train_begin(logs)
+    with trainer:
+        weights = optimizer._data
+        snapshot = weights.copy()  # last weights known to be finite
+        for epoch in range(initial_epoch, epochs):
+            if not np.isfinite(weights).all():  # an update at the end of last epoch
+                weights[...] = snapshot
+                raise TrainingDivergedError(
+                    f"fit: weights became NaN or inf during epoch {epoch - 1}; "
+                    "restored the weights from that epoch's start (lower the learning rate)"
+                )
+            snapshot[...] = weights
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch, logs)
+            order = rng.permutation(N) if shuffle else None
+            total = 0.0
+            sums = dict.fromkeys(metric_names, 0.0)
+            for start in range(0, N, batch):
+                if order is None:
+                    xb, yb = X[start : start + batch], y[start : start + batch]
+                else:
+                    idx = order[start : start + batch]
+                    xb, yb = X[idx], y[idx]  # a gather per batch, not a copy per epoch
+                value = trainer.step(xb, yb)
+                if not math.isfinite(value):
+                    weights[...] = snapshot
+                    raise TrainingDivergedError(
+                        f"fit: loss became {value} at epoch {epoch}, step {start // batch}; "
+                        "restored the weights from the start of that epoch "
+                        "(lower the learning rate or check the data)"
+                    )
+                n = len(xb)
+                total += value * n if loss_fn.reduction == "mean" else value
+                for name, metric in zip(metric_names, metric_fns):
+                    sums[name] += metric(trainer.last_output, yb, threshold) * n
+            # like Keras: the mean over the epoch's batches, weights changing as it goes
+            logs = {"loss": total / N if loss_fn.reduction == "mean" else total}
+            logs.update({name: value / N for name, value in sums.items()})
+            if X_val is not None:
+                val = _evaluate_prepared(model, X_val, y_val, loss_fn, metric_names)
+                model.set_training(True)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["lr"] = optimizer.lr
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"})
+            elif verbose == 2:
+                shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
+                print(f"epoch {epoch + 1}/{epochs}  {shown}", file=sys.stderr)
+            if model.stop_training:
+                break
+    if bar is not None:
+        bar.close()
+    for cb in callbacks:
+        cb.on_train_end(logs)
+    model.history = history
+    model.optimizer, model.loss = optimizer, loss_fn
+    return history
