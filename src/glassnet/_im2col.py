@@ -1,0 +1,178 @@
+"""Window helpers shared by Conv2D, MaxPool2D and AvgPool2D.
+
+A KH x KW window slides over each channel of x (N, C, H, W) with stride S. For
+window offset (i, j) (0 <= i < KH, 0 <= j < KW) the input pixels it touches at
+every output position form one strided slice of x,
+
+    x[:, :, i : i + S * (H_out - 1) + 1 : S, j : j + S * (W_out - 1) + 1 : S]
+
+of shape (N, C, H_out, W_out). Every layer here loops over the KH * KW window
+offsets only (9 for a 3x3 kernel) and lets NumPy handle batch, channels and
+pixels in one call per offset: im2col is KH * KW slice copies, col2im KH * KW
+slice additions, max-pooling KH * KW np.maximum calls.
+
+Convolution with stride 1 uses a "wide" output grid. The padded input is stored
+flat per channel, (N, C, Hp * Wp), and output position (h, w) is given the flat
+index q = h * Wp + w for every w < Wp, not only w < W_out. Then the pixels of
+offset (i, j) are the contiguous run flat[i * Wp + j : i * Wp + j + H_out * Wp],
+so im2col and col2im copy and add long contiguous runs instead of short rows.
+The Wp - W_out extra columns per row are computed and dropped (their upstream
+gradient is zero, so they add nothing to any gradient); they cost (KW - 1) / Wp
+of the matrix product, against copies several times faster.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def output_size(size: int, window: int, stride: int, pad_total: int = 0) -> int:
+    """Window positions along one axis: (size + pad_total - window) // stride + 1."""
+    return (size + pad_total - window) // stride + 1
+
+
+def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding so that the output has ceil(size / stride) positions.
+
+    The total is split as evenly as possible, the odd pixel after (bottom/right),
+    as Keras and PyTorch's padding="same" do. For stride 1 and an odd window this
+    is (window - 1) // 2 on both sides.
+    """
+    out = -(-size // stride)  # ceil(size / stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def strided_window(x: np.ndarray, i: int, j: int, stride: int, H_out: int, W_out: int):
+    """View of the pixels of window offset (i, j) at every output position.
+
+    Shapes: x (N, C, H, W) -> view (N, C, H_out, W_out). Writing to the view
+    writes to x; the positions of one offset never overlap, so `view += g` is safe.
+    """
+    rows = slice(i, i + stride * (H_out - 1) + 1, stride)
+    cols = slice(j, j + stride * (W_out - 1) + 1, stride)
+    return x[:, :, rows, cols]
+
+
+@dataclass(frozen=True)
+class ConvGrid:
+    """Where a convolution's windows sit in its padded, flattened input.
+
+    Shapes: input (N, C, H, W); padded input (N, C, Hp, Wp) stored flat as
+    (N, C, size); output grid (N, F, H_out, W_grid) with W_grid = Wp when the
+    grid is wide (stride 1) and W_out otherwise.
+    """
+
+    H: int
+    W: int
+    KH: int
+    KW: int
+    stride: int
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def Hp(self) -> int:
+        return self.top + self.H + self.bottom
+
+    @property
+    def Wp(self) -> int:
+        return self.left + self.W + self.right
+
+    @property
+    def H_out(self) -> int:
+        return output_size(self.Hp, self.KH, self.stride)
+
+    @property
+    def W_out(self) -> int:
+        return output_size(self.Wp, self.KW, self.stride)
+
+    @property
+    def wide(self) -> bool:
+        return self.stride == 1
+
+    @property
+    def W_grid(self) -> int:
+        return self.Wp if self.wide else self.W_out
+
+    @property
+    def size(self) -> int:
+        # the wide grid's last window runs KW - 1 pixels past the padded image
+        return self.Hp * self.Wp + (self.KW - 1 if self.wide else 0)
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """Zero-padded copy of x, flat per channel: (N, C, H, W) -> (N, C, size)."""
+        N, C = x.shape[:2]
+        flat = np.zeros((N, C, self.size), dtype=x.dtype)  # the border stays zero
+        self.image(flat)[
+            :, :, self.top : self.top + self.H, self.left : self.left + self.W
+        ] = x
+        return flat
+
+    def image(self, flat: np.ndarray) -> np.ndarray:
+        """The padded image in a flat buffer: (N, C, size) -> (N, C, Hp, Wp) view."""
+        N, C = flat.shape[:2]
+        return flat[:, :, : self.Hp * self.Wp].reshape(N, C, self.Hp, self.Wp)
+
+    def window(self, flat: np.ndarray, i: int, j: int) -> np.ndarray:
+        """Pixels read by kernel offset (i, j): (N, C, size) -> (N, C, H_out, W_grid)
+        view (writable: col2im adds into it)."""
+        if not self.wide:
+            return strided_window(
+                self.image(flat), i, j, self.stride, self.H_out, self.W_out
+            )
+        N, C = flat.shape[:2]
+        start = i * self.Wp + j
+        run = flat[:, :, start : start + self.H_out * self.Wp]  # one contiguous run
+        return run.reshape(N, C, self.H_out, self.Wp)
+
+    def im2col(self, flat: np.ndarray) -> np.ndarray:
+        """Columns of windows: (N, C, size) -> cols (N, C*KH*KW, H_out*W_grid).
+
+        cols[n, (c, i, j), (h, w)] = padded x[n, c, h*S + i, w*S + j].
+        """
+        N, C = flat.shape[:2]
+        cols = np.empty(
+            (N, C, self.KH, self.KW, self.H_out, self.W_grid), dtype=flat.dtype
+        )
+        for i in range(self.KH):
+            for j in range(self.KW):
+                cols[:, :, i, j] = self.window(flat, i, j)
+        return cols.reshape(N, C * self.KH * self.KW, self.H_out * self.W_grid)
+
+    def col2im(self, dcols: np.ndarray) -> np.ndarray:
+        """Adjoint of pad + im2col: dcols (N, C*KH*KW, H_out*W_grid) -> dx (N, C, H, W).
+
+        A pixel read by several windows receives the sum of their gradients.
+        """
+        N = dcols.shape[0]
+        C = dcols.shape[1] // (self.KH * self.KW)
+        dcols = dcols.reshape(N, C, self.KH, self.KW, self.H_out, self.W_grid)
+        dflat = np.zeros((N, C, self.size), dtype=dcols.dtype)
+        for i in range(self.KH):
+            for j in range(self.KW):
+                target = self.window(dflat, i, j)  # (N, C, H_out, W_grid) view
+                target += dcols[:, :, i, j]
+        padded = self.image(dflat)
+        return padded[
+            :, :, self.top : self.top + self.H, self.left : self.left + self.W
+        ]
+
+    def grid_to_output(self, out: np.ndarray) -> np.ndarray:
+        """Drop the wide grid's extra columns::
+        (N, F, H_out*W_grid) -> (N, F, H_out, W_out), a view."""
+        N, F = out.shape[:2]
+        out = out.reshape(N, F, self.H_out, self.W_grid)
+        return out if not self.wide else out[:, :, :, : self.W_out]
+
+    def output_to_grid(self, dout: np.ndarray) -> np.ndarray:
+        """Inverse of grid_to_output, zeros in the extra columns:
+        (N, F, H_out, W_out) -> (N, F, H_out*W_grid)."""
+        N, F = dout.shape[:2]
+        if not self.wide:
+            return dout.reshape(N, F, self.H_out * self.W_out)
+        grid = np.zeros((N, F, self.H_out, self.W_grid), dtype=dout.dtype)
+        grid[:, :, :, : self.W_out] = dout
+        return grid.reshape(N, F, self.H_out * self.W_grid)
