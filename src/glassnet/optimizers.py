@@ -42,7 +42,9 @@ class Optimizer:
                 f"{type(self).__name__}.step(): no parameters; call "
                 "step(model.parameters()) or bind(...) first"
             )
-        elif self.params and self.params[0].data.base is not self._data.base:
+        elif self.params and self.params[0].data.base is not (
+            self._data if self._data.base is None else self._data.base  # buffer owner
+        ):
             self.bind(self.params)  # another optimizer re-homed the parameters
         self.t += 1
         self._update(self._data, self._grad)
