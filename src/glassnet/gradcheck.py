@@ -21,6 +21,7 @@ sits on a kink (ReLU at 0, a max-pool tie): it is counted and excluded.
 
 import copy
 import html
+import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -48,6 +49,7 @@ class GradcheckRow:
     projection_error: float
     passed: bool
     diagnosis: str = ""
+    grad_norm: float = float("nan")  # L2 norm of the analytic gradient (gradient flow)
 
 
 @dataclass
@@ -170,13 +172,34 @@ def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
 
 
 class _Objective:
-    """A scalar f() of named float64 arrays that can be perturbed in place."""
+    """A scalar f() of named float64 arrays that can be perturbed in place.
+    `bar`, a progress bar or None, advances once per evaluation."""
+
+    bar = None
 
     def __init__(self, f, tensors: dict[str, np.ndarray]) -> None:
         self.f, self.tensors = f, tensors
 
     def __call__(self) -> float:
+        if self.bar is not None:
+            self.bar.update()
         return float(self.f())
+
+
+_PROGRESS_MIN_EVALUATIONS = 1000  # fewer evaluations of f never show a bar
+_PROGRESS_DELAY_S = 0.5  # and a bar appears only once the check has run this long
+
+
+def _progress(arrays, max_elements: int):
+    """A tqdm bar on stderr, counting evaluations of f, for a long check on a
+    terminal; None otherwise (a pipe or a log file gets no bar)."""
+    total = sum(2 * min(np.size(a), max_elements) + 3 for a in arrays)
+    if total < _PROGRESS_MIN_EVALUATIONS or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm  # imported only when a bar is shown
+
+    return tqdm(total=total, desc="gradcheck", unit="eval", file=sys.stderr,
+                leave=False, delay=_PROGRESS_DELAY_S)
 
 
 def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_elements, rng):
@@ -251,7 +274,8 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
     if not passed:
         diagnosis = _diagnose(analytic, numeric)
     return GradcheckRow(name, layer, value.shape, int(valid.sum()), total, kinks, max_error,
-                        worst, a_w, n_w, proj_error, passed, diagnosis)
+                        worst, a_w, n_w, proj_error, passed, diagnosis,
+                        float(np.linalg.norm(analytic)))
 
 
 def _to_float64(target: Layer) -> Layer:
@@ -360,6 +384,7 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
     for key, p in names.items():
         grads[key] = p.grad.copy()
     objective = _Objective(f, {})
+    objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
     rows = [
         _check_tensor(objective, "input", "", x, grads["input"], eps, threshold, max_elements, rng)
     ]
@@ -367,6 +392,8 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
         layer = layer_of.get(key, type(model).__name__)
         rows.append(_check_tensor(objective, key, layer, p.data, grads[key], eps, threshold,
                                   max_elements, rng))
+    if objective.bar is not None:
+        objective.bar.close()
     report = GradcheckReport(rows, threshold, eps, notes)
     if is_model and not report.passed:
         report.notes.extend(_locate_faulty_layers(model, x, eps, threshold, max_elements, rng))
@@ -409,10 +436,13 @@ def _check_function(f, arrays, grad, eps, threshold, max_elements, rng) -> Gradc
             f"{type(analytic).__name__}"
         )
     objective = _Objective(lambda: f(tensors), tensors)
+    objective.bar = _progress(tensors.values(), max_elements)
     rows = []
     for key, value in tensors.items():
         a = analytic.get(key)
         rows.append(_check_tensor(objective, key, "", value, a, eps, threshold, max_elements, rng))
+    if objective.bar is not None:
+        objective.bar.close()
     notes = [f"grad returned keys not among the arrays: {sorted(set(analytic) - set(tensors))}"
              ] if set(analytic) - set(tensors) else []
     return GradcheckReport(rows, threshold, eps, notes)
