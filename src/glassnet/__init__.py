@@ -97,3 +97,15 @@ __all__ = [
     "fit",
     "gradcheck",
 ]
+
+# Submodules with optional dependencies, imported on first attribute access so that
+# `import glassnet` needs NumPy alone: gn.plot (matplotlib), gn.sklearn (scikit-learn).
+_LAZY_SUBMODULES = {"plot", "sklearn"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"glassnet.{name}")
+    raise AttributeError(f"module 'glassnet' has no attribute {name!r}")
