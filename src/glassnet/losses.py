@@ -37,7 +37,10 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
-        return self.forward(pred, target)
+        """forward, after checking target against pred: forward itself trusts its
+        inputs (fit checks them once per fit), so a bad label there is no error."""
+        pred = np.asarray(pred)
+        return self.forward(pred, self.prepare_target(target, pred.shape, pred.dtype))
 
     def prepare_target(self, target, pred_shape: tuple[int, ...], dtype) -> np.ndarray:
         """Validate target against pred's shape once (fit calls this per fit, not
