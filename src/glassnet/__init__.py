@@ -94,8 +94,10 @@ __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "datasets",
+    "explain",
     "fit",
     "gradcheck",
+    "gradient_flow",
 ]
 
 # Submodules with optional dependencies, imported on first attribute access so that
@@ -103,7 +105,15 @@ __all__ = [
 _LAZY_SUBMODULES = {"plot", "sklearn"}
 
 
+# Report functions, loaded on first use (glassnet.reports): gn.explain, gn.gradient_flow.
+_LAZY_REPORTS = {"explain", "gradient_flow"}
+
+
 def __getattr__(name: str):
+    if name in _LAZY_REPORTS:
+        from glassnet import reports
+
+        return getattr(reports, name)
     if name in _LAZY_SUBMODULES:
         import importlib
 

@@ -143,6 +143,15 @@ class Sequential(Layer):
                 return None
         return shape
 
+    def summary(self, input_shape=None, batch_size: int = 32):
+        """Per layer: output shape, parameter count, the shape of every gradient
+        backward produces and what it caches for backward (bytes), with totals,
+        for a batch of `batch_size` examples of shape `input_shape` (no batch axis).
+        Needs no data; the model is not changed. See glassnet.reports.summary."""
+        from glassnet.reports.summary import summary
+
+        return summary(self, input_shape, batch_size=batch_size)
+
     def get_config(self) -> dict:
         return {"seed": self.seed, "dtype": self.dtype.name}
 

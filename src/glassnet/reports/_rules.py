@@ -1,0 +1,286 @@
+"""The math of each layer: formulas to print and the same formulas as NumPy.
+
+A rule has two halves that must agree. `describe(t)` writes the forward
+formula, the backward formula (the vector-Jacobian product backward really
+computes), and the local Jacobian's shape and structure with this batch's
+numbers. `vjp(t)` evaluates that backward formula from first principles (an
+einsum per example, an explicit Jacobian block per row) so explain can check
+it against the layer's actual backward. Rules are found by class name, walking
+the class's bases, so a layer is never imported here and a user's subclass of
+Dense is explained (and checked) as a Dense.
+
+Notation: g = dL/d(out), the upstream gradient, with out's shape; N = batch.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from glassnet.reports._table import count_str, shape_str
+from glassnet.reports._trace import LayerTrace
+
+
+@dataclass
+class Step:
+    """One line of a derivation: what, its formula, and the shapes involved."""
+
+    name: str
+    formula: str
+    shapes: str = ""
+
+
+@dataclass
+class Jacobian:
+    """d vec(out) / d vec(x): size, structure and how many entries can be nonzero."""
+
+    rows: int
+    cols: int
+    structure: str
+    nonzeros: int
+
+    def text(self) -> str:
+        total = self.rows * self.cols
+        return (
+            f"{self.structure}; {count_str(self.nonzeros)} of {count_str(total)} "
+            "entries can be nonzero; never built"
+        )
+
+
+@dataclass
+class Derivation:
+    forward: Step
+    backward: list[Step]
+    jacobian: Jacobian | None
+    why: list[str] = field(default_factory=list)
+    numbers: list[Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rule:
+    describe: object  # (LayerTrace) -> Derivation
+    vjp: object  # (LayerTrace) -> {"x": dL/dx, parameter name: gradient}
+
+
+def matrix_text(a: np.ndarray) -> str:
+    """A small matrix as rows of numbers, 3 significant digits."""
+    a = np.atleast_2d(a)
+    if a.dtype.kind in "iub":
+        return "\n".join(" ".join(str(int(v)) for v in row) for row in a)
+    return "\n".join(" ".join(f"{v:+.3f}" for v in row) for row in a)
+
+
+def _s(a) -> str:
+    return shape_str(np.shape(a))
+
+
+# -- Dense --------------------------------------------------------------------------
+
+
+def _dense(t: LayerTrace) -> Derivation:
+    x, out, W = t.x, t.out, t.layer.weight.data
+    N, D = x.shape
+    M = out.shape[1]
+    steps = [
+        Step("dL/dW", "x.T @ g", f"({D}, {N}) @ ({N}, {M}) -> ({D}, {M}) = W's shape"),
+        Step("dL/db", "g.sum(axis=0)", f"({N}, {M}) -> ({M},) = b's shape"),
+        Step("dL/dx", "g @ W.T", f"({N}, {M}) @ ({M}, {D}) -> ({N}, {D}) = x's shape"),
+    ]
+    jac = Jacobian(
+        N * M, N * D, f"block-diagonal: {N} blocks W.T of ({M}, {D})", N * M * D
+    )
+    why = [
+        f"dL/dW = x.T @ g adds one outer product x[n].T g[n] per example, so it "
+        f"has W's shape ({D}, {M}) for any batch size",
+        f"b has one number per output unit: it is broadcast to all {N} rows, so "
+        f"every row's gradient flows into it and dL/db sums g over the batch (axis 0); "
+        f"a bias of shape ({N}, {M}) would give each example its own bias",
+        f"example n's output depends only on example n's input, so d out/d x is "
+        f"block-diagonal; g @ W.T applies all {N} blocks at once",
+    ]
+    numbers = [Step("block = W.T", matrix_text(W.T))] if M <= 6 and D <= 6 else []
+    return Derivation(
+        Step("forward", "out = x @ W + b", f"{_s(x)} @ {_s(W)} + ({M},) -> {_s(out)}"),
+        steps,
+        jac,
+        why,
+        numbers,
+    )
+
+
+def _dense_vjp(t: LayerTrace) -> dict:
+    W = t.layer.weight.data
+    return {
+        "weight": np.einsum("nd,nm->dm", t.x, t.g),  # sum of per-example outer products
+        "bias": np.einsum("nm->m", t.g),
+        "x": np.einsum("nm,dm->nd", t.g, W),
+    }
+
+
+# -- elementwise activations --------------------------------------------------------
+
+# class name -> (forward, backward formula, local derivative from (x, out, layer), note)
+_ELEMENTWISE = {
+    "Identity": ("out = x", "g", lambda x, out, layer: np.ones_like(x), ""),
+    "Sigmoid": (
+        "out = 1 / (1 + exp(-x))",
+        "g * out * (1 - out)",
+        lambda x, out, layer: out * (1.0 - out),
+        "the derivative is written with the output: s'(x) = s(x)(1 - s(x)); "
+        "x * (1 - x) with the pre-activation x is a different, wrong number",
+    ),
+    "Tanh": (
+        "out = tanh(x)",
+        "g * (1 - out**2)",
+        lambda x, out, layer: 1.0 - out**2,
+        "tanh'(x) = 1 - tanh(x)**2, written with the output it is 1 - out**2",
+    ),
+    "ReLU": (
+        "out = max(x, 0)",
+        "g * (x > 0)",
+        lambda x, out, layer: (x > 0).astype(x.dtype),
+        "the derivative is 1 where x > 0 and 0 elsewhere (0 at x = 0 exactly)",
+    ),
+    "LeakyReLU": (
+        "out = where(x > 0, x, a * x)",
+        "g * where(x > 0, 1, a)",
+        lambda x, out, layer: np.where(x > 0, 1.0, layer.negative_slope),
+        "a = negative_slope",
+    ),
+    "Dropout": (
+        "out = x * mask / (1 - rate) (training), x (predict)",
+        "g * mask / (1 - rate)",
+        lambda x, out, layer: _dropout_scale(layer, x),
+        "the mask is drawn in forward and reused by backward; predict drops nothing",
+    ),
+}
+
+
+def _dropout_scale(layer, x: np.ndarray) -> np.ndarray:
+    """mask / (1 - rate) as drawn in the last forward (ones outside training)."""
+    cached = layer._cache[0] if isinstance(layer._cache, tuple) else None
+    return np.ones_like(x) if cached is None else cached
+
+
+def _elementwise(t: LayerTrace) -> Derivation:
+    fwd, bwd, deriv, note = _ELEMENTWISE[_rule_name(t.layer, _ELEMENTWISE)]
+    x, out = t.x, t.out
+    size = x.size
+    why = [
+        f"out[i] depends on x[i] alone, so d out/d x is diagonal ({size} x {size}, "
+        f"{size} nonzeros): applying it to g is the Hadamard product g * f'(.), "
+        "elementwise, never a matrix product"
+    ]
+    if note:
+        why.append(note)
+    numbers = []
+    d = deriv(x, out, t.layer)
+    if d[0].size <= 8:
+        numbers = [
+            Step("f' of example 0", matrix_text(d[0].reshape(1, -1)), "diagonal")
+        ]
+    return Derivation(
+        Step("forward", fwd, f"{_s(x)} -> {_s(out)}, elementwise"),
+        [Step("dL/dx", bwd, f"{_s(t.g)} * {_s(x)} -> {_s(x)}, Hadamard")],
+        Jacobian(size, size, f"diagonal: {count_str(size)} entries f'(x)", size),
+        why,
+        numbers,
+    )
+
+
+def _elementwise_vjp(t: LayerTrace) -> dict:
+    _, _, deriv, _ = _ELEMENTWISE[_rule_name(t.layer, _ELEMENTWISE)]
+    return {"x": t.g * deriv(t.x, t.out, t.layer)}
+
+
+# -- Softmax ------------------------------------------------------------------------
+
+
+def softmax_blocks(s: np.ndarray) -> np.ndarray:
+    """The per-row Jacobians diag(s_n) - s_n s_n.T, built explicitly: (N, K, K)."""
+    K = s.shape[1]
+    return np.einsum("nk,kj->nkj", s, np.eye(K)) - np.einsum("nk,nj->nkj", s, s)
+
+
+def _softmax(t: LayerTrace) -> Derivation:
+    s = t.out
+    N, K = s.shape
+    why = [
+        f"each row is normalised on its own, so rows do not interact: the "
+        f"({N * K}, {N * K}) Jacobian is block-diagonal with one ({K}, {K}) block "
+        "per example",
+        "inside a row every output depends on every input: the block "
+        "J = diag(s) - s s.T is full, not diagonal",
+        "J @ g = s * g - s (s . g) = s * (g - sum(g * s)): one broadcast over "
+        f"({N}, {K}), no block is ever built",
+    ]
+    numbers = []
+    if K <= 6:
+        numbers = [Step("block of example 0", matrix_text(softmax_blocks(s[:1])[0]))]
+    return Derivation(
+        Step(
+            "forward",
+            "s = exp(x) / exp(x).sum(axis=1)",
+            f"{_s(t.x)} -> {_s(s)}, per row",
+        ),
+        [
+            Step(
+                "dL/dx",
+                "s * (g - (g * s).sum(axis=1, keepdims=True))",
+                f"({N}, {K}) - ({N}, 1) -> ({N}, {K})",
+            )
+        ],
+        Jacobian(
+            N * K,
+            N * K,
+            f"block-diagonal: {N} blocks diag(s) - s s.T of ({K}, {K})",
+            N * K * K,
+        ),
+        why,
+        numbers,
+    )
+
+
+def _softmax_vjp(t: LayerTrace) -> dict:
+    return {"x": np.einsum("nkj,nj->nk", softmax_blocks(t.out), t.g)}  # J_n @ g_n
+
+
+# -- Flatten ------------------------------------------------------------------------
+
+
+def _flatten(t: LayerTrace) -> Derivation:
+    x, out = t.x, t.out
+    size = x.size
+    return Derivation(
+        Step("forward", "out = x.reshape(N, -1)", f"{_s(x)} -> {_s(out)}"),
+        [Step("dL/dx", "g.reshape(x.shape)", f"{_s(t.g)} -> {_s(x)}")],
+        Jacobian(size, size, "the identity: only the shape changes", size),
+        ["no number changes, so backward only gives g the input's shape back"],
+    )
+
+
+def _flatten_vjp(t: LayerTrace) -> dict:
+    return {"x": t.g.reshape(t.x.shape)}
+
+
+RULES: dict[str, Rule] = {
+    "Dense": Rule(_dense, _dense_vjp),
+    "Softmax": Rule(_softmax, _softmax_vjp),
+    "Flatten": Rule(_flatten, _flatten_vjp),
+    **{name: Rule(_elementwise, _elementwise_vjp) for name in _ELEMENTWISE},
+}
+
+
+def _rule_name(layer, table) -> str | None:
+    for cls in type(layer).__mro__:
+        if cls.__name__ in table:
+            return cls.__name__
+    return None
+
+
+def find_rule(layer) -> Rule | None:
+    """The rule of layer's class or of its nearest base class that has one."""
+    from glassnet.reports import _rules_conv  # registers Conv2D and the pools
+
+    rules = {**RULES, **_rules_conv.RULES}
+    name = _rule_name(layer, rules)
+    return None if name is None else rules[name]

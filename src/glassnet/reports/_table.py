@@ -1,0 +1,235 @@
+"""Table and Report: one description of a report, three renderings.
+
+A report is a title, one table (optionally cut into titled sections) and notes.
+The same cells print as aligned plain text, as Markdown, and as HTML for
+Jupyter; `to_dict` is each report's own (its numbers, not its text).
+A cell may hold several lines ("\\n"): plain text stacks them, Markdown and
+HTML separate them with <br>.
+"""
+
+import html
+import textwrap
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Section:
+    """Rows under an optional title line (explain uses one section per layer)."""
+
+    title: str | None
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+class Table:
+    """A header and sections of string rows; `align` is "l" or "r" per column."""
+
+    def __init__(
+        self,
+        header: list[str],
+        sections: list[Section],
+        align: str | None = None,
+        wrap: dict[int, int] | None = None,
+        code: set[int] | None = None,
+    ) -> None:
+        self.header = list(header)
+        self.sections = sections
+        self.align = align or "l" * len(header)
+        self.wrap = wrap or {}  # column -> width at which plain text wraps
+        self.code = code or set()  # columns shown as `code` in Markdown
+        for section in sections:
+            for row in section.rows:
+                if len(row) != len(self.header):
+                    raise ValueError(f"row {row} does not match header {self.header}")
+
+    def _lines(self, row: list[str]) -> list[list[str]]:
+        """Each cell of row as its plain-text lines, wrapped where asked."""
+        cells = []
+        for i, cell in enumerate(row):
+            parts = cell.split("\n")
+            if i in self.wrap:
+                parts = [
+                    w for p in parts for w in (textwrap.wrap(p, self.wrap[i]) or [""])
+                ]
+            cells.append(parts)
+        return cells
+
+    def _widths(self) -> list[int]:
+        widths = [len(h) for h in self.header]
+        for section in self.sections:
+            for row in section.rows:
+                for i, parts in enumerate(self._lines(row)):
+                    widths[i] = max(widths[i], *(len(p) for p in parts))
+        return widths
+
+    def _line(self, cells: list[str], widths: list[int]) -> str:
+        padded = [
+            c.rjust(w) if a == "r" else c.ljust(w)
+            for c, w, a in zip(cells, widths, self.align, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    def to_text(self) -> str:
+        widths = self._widths()
+        lines = [self._line(self.header, widths)]
+        lines.append("  ".join("-" * w for w in widths))
+        for k, section in enumerate(self.sections):
+            if section.title is not None:
+                lines += [""] if k else []
+                lines.append(section.title)
+            for row in section.rows:
+                parts = self._lines(row)
+                height = max(len(p) for p in parts)
+                for h in range(height):
+                    lines.append(
+                        self._line([p[h] if h < len(p) else "" for p in parts], widths)
+                    )
+            width = max(sum(widths) + 2 * len(widths) - 2, 60)
+            for note in section.notes:
+                lines += textwrap.wrap(
+                    note, width, initial_indent="  * ", subsequent_indent="    "
+                )
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        def row(cells: list[str]) -> str:
+            shown = [
+                markdown_code(c) if i in self.code else markdown_text(c)
+                for i, c in enumerate(cells)
+            ]
+            return "| " + " | ".join(shown) + " |"
+
+        rule = "|" + "|".join("---:" if a == "r" else "---" for a in self.align) + "|"
+        blocks = []
+        for section in self.sections:
+            lines = [f"**{markdown_text(section.title)}**", ""] if section.title else []
+            lines += [row(self.header), rule] + [row(r) for r in section.rows]
+            if section.notes:
+                lines += [""] + [f"- {markdown_text(n)}" for n in section.notes]
+            blocks.append("\n".join(lines))
+        if not self.sections:
+            blocks.append(row(self.header) + "\n" + rule)
+        return "\n\n".join(blocks)
+
+    def to_html(self) -> str:
+        def cell(text: str, tag: str, a: str = "l") -> str:
+            style = (
+                ' style="text-align:right"' if a == "r" else ' style="text-align:left"'
+            )
+            body = "<br>".join(html.escape(part) for part in text.split("\n"))
+            return f"<{tag}{style}>{body}</{tag}>"
+
+        n = len(self.header)
+        parts = [
+            "<table>",
+            "<tr>" + "".join(cell(h, "th") for h in self.header) + "</tr>",
+        ]
+        for section in self.sections:
+            if section.title is not None:
+                title = html.escape(section.title)
+                parts.append(
+                    f'<tr><th colspan="{n}" style="text-align:left">{title}</th></tr>'
+                )
+            for r in section.rows:
+                cells = "".join(
+                    cell(c, "td", a) for c, a in zip(r, self.align, strict=True)
+                )
+                parts.append(f"<tr>{cells}</tr>")
+            for note in section.notes:
+                parts.append(
+                    f'<tr><td colspan="{n}" style="text-align:left">'
+                    f"<em>{html.escape(note)}</em></td></tr>"
+                )
+        parts.append("</table>")
+        return "".join(parts)
+
+
+def markdown_text(text: str) -> str:
+    """Text safe inside a Markdown table cell: | and * escaped, lines joined by <br>."""
+    text = text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    return text.replace("\n", "<br>")
+
+
+def markdown_code(text: str) -> str:
+    """Each line as inline code (a table cell cannot hold a code block)."""
+    return "<br>".join(f"`{line}`" if line else "" for line in text.split("\n"))
+
+
+class Report:
+    """Base of the summary, explain and gradient-flow reports.
+
+    Subclasses build `_table()` and list `_notes()` (warnings and totals);
+    `str(report)` is the plain-text table, `report.to_markdown()` the Markdown,
+    and Jupyter shows `_repr_html_()`. `format="markdown"` makes `str` (and so
+    `print`) give Markdown.
+    """
+
+    title = ""
+    format = "text"
+
+    def _table(self) -> Table:
+        raise NotImplementedError
+
+    def _notes(self) -> list[str]:
+        return []
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        lines = [self.title, "", self._table().to_text()]
+        notes = self._notes()
+        if notes:
+            lines += [""] + notes
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        parts = [f"**{markdown_text(self.title)}**", self._table().to_markdown()]
+        notes = self._notes()
+        if notes:
+            parts.append("\n".join(f"- {markdown_text(n)}" for n in notes))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self._notes())
+        notes = f"<ul>{notes}</ul>" if notes else ""
+        return (
+            f"<p><b>{html.escape(self.title)}</b></p>{self._table().to_html()}{notes}"
+        )
+
+    def __str__(self) -> str:
+        return self.to_markdown() if self.format == "markdown" else self.to_text()
+
+    def __repr__(self) -> str:  # the REPL shows the table, as print would
+        return self.to_text()
+
+
+def shape_str(shape) -> str:
+    """(150, 4) -> "(150, 4)", (5,) -> "(5,)", None -> "?"."""
+    if shape is None:
+        return "?"
+    return str(tuple(int(s) for s in shape))
+
+
+def count_str(n: int) -> str:
+    """12345 -> "12,345"."""
+    return f"{int(n):,}"
+
+
+def bytes_str(n: float) -> str:
+    """A byte count for people: exact below 100 KiB (2,400 B), then 3.2 MiB."""
+    if n < 100 * 2**10:
+        return f"{round(n):,} B"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{round(n):,} B"  # pragma: no cover - unreachable
+
+
+def layer_name(layer) -> str:
+    """Dense(4, 5), Tanh, Conv2D(1, 2, 3): the class and its config values."""
+    config = layer.get_config() if hasattr(layer, "get_config") else {}
+    name = type(layer).__name__
+    if not config:
+        return name
+    return f"{name}({', '.join(repr(v) for v in config.values())})"

@@ -1,0 +1,208 @@
+"""model.summary(input_shape): shapes, parameters, gradients and backward memory.
+
+For one batch size, each layer's output shape, parameter count, the shape of
+every gradient its backward produces (dL/dW, dL/db, dL/dx) and what it keeps
+for backward (shape and bytes), with totals. Nothing here needs data: the
+numbers come from one pass of random numbers through a copy of the model, so
+they are what the layers really cache, custom layers included.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from glassnet.reports._table import (
+    Report,
+    Section,
+    Table,
+    bytes_str,
+    count_str,
+    layer_name,
+    shape_str,
+)
+from glassnet.reports._trace import batch_shape, owner, run_trace
+
+
+@dataclass
+class SummaryRow:
+    """One layer of the summary. Shapes include the batch axis."""
+
+    index: int
+    layer: str
+    input_shape: tuple
+    output_shape: tuple
+    params: int
+    param_grads: dict  # parameter name -> gradient shape (the parameter's shape)
+    input_grad: tuple | None  # dL/dx shape, None if backward returns none
+    cache: list  # [(label, shape, dtype, bytes, shared)]; shared names the holder
+    cache_bytes: int  # memory this layer's cache adds (shared arrays counted once)
+
+
+class SummaryReport(Report):
+    """The table model.summary returns; print it, or read `rows` and `to_dict()`."""
+
+    def __init__(
+        self, model_name: str, input_shape: tuple, dtype, rows, totals
+    ) -> None:
+        self.input_shape = input_shape
+        self.batch_size = input_shape[0]
+        self.dtype = np.dtype(dtype)
+        self.rows: list[SummaryRow] = rows
+        self.totals: dict = totals
+        self.title = (
+            f"{model_name} summary: batch of {self.batch_size}, input "
+            f"{shape_str(input_shape)}, {self.dtype.name}"
+        )
+
+    def _table(self) -> Table:
+        header = [
+            "#",
+            "layer",
+            "output",
+            "params",
+            "gradient",
+            "shape",
+            "cached for backward",
+            "bytes",
+        ]
+        rows = []
+        for r in self.rows:
+            grads = [f"dL/d{name}" for name in r.param_grads]
+            shapes = [shape_str(s) for s in r.param_grads.values()]
+            if r.input_grad is not None:
+                grads.append("dL/dx")
+                shapes.append(shape_str(r.input_grad))
+            cached = [f"{label} {shape_str(shape)}" for label, shape, *_ in r.cache]
+            sizes = [
+                bytes_str(nbytes) + (f" (= {shared})" if shared else "")
+                for *_, nbytes, shared in r.cache
+            ]
+            rows.append(
+                [
+                    str(r.index),
+                    r.layer,
+                    shape_str(r.output_shape),
+                    count_str(r.params),
+                    "\n".join(grads) or "-",
+                    "\n".join(shapes) or "-",
+                    "\n".join(cached) or "-",
+                    "\n".join(sizes) or "-",
+                ]
+            )
+        t = self.totals
+        rows.append(
+            [
+                "",
+                "total",
+                "",
+                count_str(t["params"]),
+                "",
+                "",
+                "",
+                bytes_str(t["cache_bytes"]),
+            ]
+        )
+        return Table(header, [Section(None, rows)], align="rllrllll")
+
+    def _notes(self) -> list[str]:
+        t = self.totals
+        item = self.dtype.itemsize
+        return [
+            f"parameters: {count_str(t['params'])} ({bytes_str(t['params'] * item)}); "
+            "their gradients have the same shapes and take as much again",
+            f"kept for backward: {bytes_str(t['cache_bytes'])} for a batch of "
+            f"{self.batch_size} ({bytes_str(t['cache_bytes'] / self.batch_size)} "
+            "per example); an array that is also the input batch or another "
+            "layer's output is counted once, where it first appears (marked =)",
+            "every dL/dparameter has its parameter's shape, whatever the batch size; "
+            "dL/dx has the input's shape",
+        ] + (
+            ["fit skips layer 0's dL/dx: the data needs no gradient"]
+            if self.rows and self.rows[0].layer.startswith("Dense")
+            else []
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape),
+            "batch_size": self.batch_size,
+            "dtype": self.dtype.name,
+            "layers": [
+                {
+                    "index": r.index,
+                    "layer": r.layer,
+                    "input_shape": list(r.input_shape),
+                    "output_shape": list(r.output_shape),
+                    "params": r.params,
+                    "param_grads": {k: list(v) for k, v in r.param_grads.items()},
+                    "input_grad": None if r.input_grad is None else list(r.input_grad),
+                    "cache": [
+                        {
+                            "name": label,
+                            "shape": list(shape),
+                            "dtype": dtype,
+                            "bytes": nbytes,
+                            "shared_with": shared or None,
+                        }
+                        for label, shape, dtype, nbytes, shared in r.cache
+                    ],
+                    "cache_bytes": r.cache_bytes,
+                }
+                for r in self.rows
+            ],
+            "totals": dict(self.totals),
+        }
+
+
+def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
+    """Per layer: output shape, parameters, gradient shapes and backward cache.
+
+        print(model.summary((4,), batch_size=150))
+
+    input_shape is one example's shape (no batch axis); the table is for a
+    batch of `batch_size`. The model itself is not changed.
+    """
+    shape = batch_shape(model, input_shape, batch_size)
+    dtype = getattr(model, "dtype", None)
+    if dtype is None:
+        params = model.parameters()
+        dtype = params[0].data.dtype if params else np.float64
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    traces, _, _ = run_trace(model, x, training=True)
+    # memory already held by someone else -> who; the data batch is not the model's
+    held: dict[int, str] = {id(owner(x)): "the input batch"}
+    rows, total_cache = [], 0
+    for t in traces:
+        cache, cache_bytes = [], 0
+        for label, a in t.cache:
+            base = owner(a)
+            shared = held.get(id(base), "")
+            if not shared:
+                held[id(base)] = f"layer {t.index}'s {label}"
+                cache_bytes += base.nbytes
+            cache.append((label, a.shape, a.dtype.name, int(base.nbytes), shared))
+        held.setdefault(id(owner(t.out)), f"layer {t.index}'s output")
+        total_cache += cache_bytes
+        params = t.layer.parameters()
+        rows.append(
+            SummaryRow(
+                index=t.index,
+                layer=layer_name(t.layer),
+                input_shape=tuple(t.x.shape),
+                output_shape=tuple(t.out.shape),
+                params=sum(p.size for p in params),
+                param_grads={p.name: tuple(t.grads[p.name].shape) for p in params},
+                input_grad=None if t.dx is None else tuple(t.dx.shape),
+                cache=cache,
+                cache_bytes=cache_bytes,
+            )
+        )
+    totals = {
+        "params": sum(r.params for r in rows),
+        "cache_bytes": total_cache,
+        "output_bytes": sum(int(t.out.nbytes) for t in traces),
+    }
+    model_name = type(model).__name__
+    if not hasattr(model, "layers"):
+        model_name = f"{model_name} (one layer)"
+    return SummaryReport(model_name, shape, dtype, rows, totals)
