@@ -10,12 +10,19 @@ from glassnet.callbacks import (
     LearningRateScheduler,
     StepDecay,
 )
+from glassnet.checkpoints import (
+    BackupAndRestore,
+    ModelCheckpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from glassnet.errors import (
     ArgumentTypeError,
     CallOrderError,
     ConfigError,
     DataError,
     GlassnetError,
+    ModelFileError,
     ShapeError,
     TrainingDivergedError,
 )
@@ -46,6 +53,7 @@ from glassnet.losses import (
 from glassnet.model import Sequential
 from glassnet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from glassnet.parameter import Parameter
+from glassnet.serialization import load, load_weights, save_weights
 from glassnet.training import Trainer, fit
 
 __version__ = "0.1.0"
@@ -56,6 +64,7 @@ __all__ = [
     "AdamW",
     "ArgumentTypeError",
     "AvgPool2D",
+    "BackupAndRestore",
     "BinaryCrossEntropy",
     "BinaryCrossEntropyWithLogits",
     "CallOrderError",
@@ -80,6 +89,8 @@ __all__ = [
     "Loss",
     "MaxPool2D",
     "MeanSquaredError",
+    "ModelCheckpoint",
+    "ModelFileError",
     "Optimizer",
     "Parameter",
     "RMSprop",
@@ -97,6 +108,11 @@ __all__ = [
     "explain",
     "fit",
     "gradcheck",
+    "load",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+    "save_weights",
     "gradient_flow",
 ]
 

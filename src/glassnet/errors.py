@@ -33,3 +33,20 @@ class CallOrderError(GlassnetError, RuntimeError):
 class TrainingDivergedError(GlassnetError, RuntimeError):
     """The loss became NaN or inf; the weights were restored to their last finite
     values before this was raised."""
+
+
+class ModelFileError(GlassnetError, ValueError):
+    """A model or checkpoint file cannot be used: missing pieces, truncated, corrupt,
+    crafted, from an unknown format version, or not matching its architecture.
+
+    The message starts with the file's path. glassnet raises it before using any
+    byte of a file it has not validated; nothing named in a file is imported or
+    executed, and nothing is allocated from sizes the file declares.
+    """
+
+    def __init__(self, path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep the two-argument constructor when copied
+        return (type(self), (self.path, self.reason))

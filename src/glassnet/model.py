@@ -218,6 +218,13 @@ class Sequential(Layer):
 
         return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
 
+    def save(self, path) -> None:
+        """Write the architecture and weights to `path` (safetensors, atomically);
+        gn.load(path) rebuilds the model. See glassnet.serialization."""
+        from glassnet.serialization import save
+
+        save(self, path)
+
     # -- container conveniences -----------------------------------------------
 
     def __len__(self) -> int:

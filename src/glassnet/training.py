@@ -247,11 +247,13 @@ def fit(
     metric_fns = [get_metric(name) for name in metric_names]
     optimizer = get_optimizer(optimizer)
     history = History()
+    model.history = history  # visible to callbacks (BackupAndRestore restores it)
     callbacks = [history, *callbacks]
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise ArgumentTypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
         cb.model, cb.optimizer = model, optimizer
+        cb.rng = rng  # the generator that shuffles (checkpoints save its state)
     N = len(X)
     batch = N if batch_size is None else min(batch_size, N)
     threshold = _threshold(loss_fn)
@@ -261,6 +263,8 @@ def fit(
     trainer = Trainer(model, loss_fn, optimizer)
     for cb in callbacks:
         cb.on_train_begin(logs)
+        if getattr(cb, "initial_epoch", None) is not None:  # a restored checkpoint
+            initial_epoch = cb.initial_epoch
     with trainer:
         weights = optimizer._data
         snapshot = weights.copy()  # last weights known to be finite
