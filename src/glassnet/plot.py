@@ -232,8 +232,9 @@ def filters(
     zero (blue negative, red positive, one scale for the whole grid). Only the
     first max_filters filters are shown. layer: a Conv2D or the array itself.
     """
-    weight = layer if isinstance(layer, np.ndarray) else getattr(layer, "weight", None)
-    weight = getattr(weight, "data", weight)
+    weight = layer
+    if not isinstance(weight, np.ndarray):  # a layer: its Parameter's array
+        weight = getattr(getattr(layer, "weight", None), "data", None)
     if not isinstance(weight, np.ndarray):
         raise ArgumentTypeError(
             "plot.filters: expected a Conv2D layer (with .weight.data) or an array "
