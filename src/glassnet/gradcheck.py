@@ -14,7 +14,8 @@ of a large one, always including the largest analytic entry) and compares
 with the analytic value, plus one whole-tensor projection: for a random
 direction u, (f(w + eps u) - f(w - eps u)) / (2 eps) against sum(grad * u).
 The error of an entry is |a - n| / (|a| + |n|), after subtracting the rounding
-error a finite difference of f cannot avoid (8 * machine epsilon * |f| / eps).
+error a finite difference of f cannot avoid: 8 * machine epsilon * |f| / eps, or
+4 sigma / eps if larger, where sigma is f's rounding noise measured per tensor.
 An entry where the forward and backward one-sided differences disagree sharply
 sits on a kink (ReLU at 0, a max-pool tie): it is counted and excluded.
 """
@@ -30,6 +31,8 @@ from glassnet.errors import ArgumentTypeError, ShapeError
 from glassnet.layers.base import Layer
 
 _ROUNDING = 8 * np.finfo(np.float64).eps  # per unit of |f|
+_NOISE_POINTS = 10  # evaluations of f (one of them f0) that measure its noise
+_GAMMA6 = 518400 / 479001600  # (6!)^2 / 12!: 6th differences of noise -> variance
 
 
 @dataclass
@@ -193,13 +196,32 @@ _PROGRESS_DELAY_S = 0.5  # and a bar appears only once the check has run this lo
 def _progress(arrays, max_elements: int):
     """A tqdm bar on stderr, counting evaluations of f, for a long check on a
     terminal; None otherwise (a pipe or a log file gets no bar)."""
-    total = sum(2 * min(np.size(a), max_elements) + 3 for a in arrays)
+    total = sum(2 * min(np.size(a), max_elements) + 2 + _NOISE_POINTS for a in arrays)
     if total < _PROGRESS_MIN_EVALUATIONS or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm  # imported only when a bar is shown
 
     return tqdm(total=total, desc="gradcheck", unit="eval", file=sys.stderr,
                 leave=False, delay=_PROGRESS_DELAY_S)
+
+
+def _measured_noise(objective, value: np.ndarray, f0: float, eps: float) -> float:
+    """Standard deviation of f's rounding noise near `value`, measured as ECnoise
+    does (More and Wild, 2011): f at points eps/1000 apart along a fixed random
+    direction. Over such tiny steps f is a polynomial to machine precision, so its
+    6th differences are rounding alone. It matters where f cancels: a confident
+    softmax cross-entropy computes log(1 + tiny), whose error is machine epsilon,
+    not machine epsilon * |f|, and a well-trained model would otherwise fail."""
+    u = np.random.default_rng(0).standard_normal(value.shape) * (eps * 1e-3)
+    saved = value.copy()
+    fs = np.full(_NOISE_POINTS, f0)
+    try:
+        for k in range(1, _NOISE_POINTS):
+            value[...] = saved + k * u
+            fs[k] = objective()
+    finally:
+        value[...] = saved
+    return float(np.sqrt(_GAMMA6 * np.mean(np.diff(fs, n=6) ** 2)))
 
 
 def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_elements, rng):
@@ -219,7 +241,9 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
         sample = rng.choice(total, size=max_elements - 1, replace=False)
         flat_idx = np.unique(np.append(sample, int(np.argmax(np.abs(analytic)))))
     f0 = objective()
-    noise = _ROUNDING * max(abs(f0), 1e-300) / eps  # rounding error of a difference quotient
+    sigma = _measured_noise(objective, value, f0, eps)
+    # rounding error of a difference quotient
+    noise = max(_ROUNDING * max(abs(f0), 1e-300), 4 * sigma) / eps
     numeric = np.full(value.shape, np.nan)
     errors = np.zeros(len(flat_idx))
     kinks = 0
