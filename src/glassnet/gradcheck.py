@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from glassnet import _diagnosis
 from glassnet.errors import ArgumentTypeError, ShapeError
 from glassnet.layers.base import Layer
 
@@ -212,7 +213,7 @@ def _measured_noise(objective, value: np.ndarray, f0: float, eps: float) -> floa
     6th differences are rounding alone. It matters where f cancels: a confident
     softmax cross-entropy computes log(1 + tiny), whose error is machine epsilon,
     not machine epsilon * |f|, and a well-trained model would otherwise fail."""
-    u = np.random.default_rng(0).standard_normal(value.shape) * (eps * 1e-3)
+    u = np.random.default_rng(0).standard_normal(value.shape) * eps
     saved = value.copy()
     fs = np.full(_NOISE_POINTS, f0)
     try:
@@ -232,7 +233,9 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
         return GradcheckRow(name, layer, value.shape, 0, value.size, 0, np.inf, None, np.nan,
                             np.nan, np.inf, False,
                             f"the analytic gradient has {got}, expected {value.shape} "
-                            "(a gradient always has the shape of what it differentiates)")
+                            "(a gradient always has the shape of what it differentiates)"
+                            + ("" if analytic is None
+                               else _diagnosis.shape_hint(np.shape(analytic), value.shape)))
     analytic = np.asarray(analytic, np.float64)
     total = value.size
     if total <= max_elements:
@@ -340,7 +343,10 @@ def gradcheck(
     Function: target(arrays) returns the loss for a dict of arrays; grad(arrays)
     returns your hand-written gradients as a dict with the same keys and shapes.
     """
-    rng = np.random.default_rng(seed)
+    # A stream of its own: with default_rng(seed) alone, a user's x drawn from
+    # default_rng(0) would equal the random dout of a same-shaped output, and a
+    # transposed weight gradient (x.T @ x is symmetric) would pass unnoticed.
+    rng = np.random.default_rng([seed, 0x6C61])
     if isinstance(target, Layer):
         return _check_layer(target, X, y, loss, eps, threshold, max_elements, rng)
     if callable(target):
@@ -407,6 +413,7 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
                 layer_of[f"{i}.{p.name}"] = f"{i} {type(layer).__name__}"
     for key, p in names.items():
         grads[key] = p.grad.copy()
+    repeated = _diagnosis.accumulating(model, dout, names, grads)  # += instead of =
     objective = _Objective(f, {})
     objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
     rows = [
@@ -418,7 +425,14 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
                                   max_elements, rng))
     if objective.bar is not None:
         objective.bar.close()
+    for row in rows:
+        if row.name in repeated:
+            row.passed, row.diagnosis = False, _diagnosis.ACCUMULATES
     report = GradcheckReport(rows, threshold, eps, notes)
+    if not report.passed:  # name the classic mistake behind each failing row
+        if not is_model:
+            _diagnosis.refine_layer_rows(model, x, dout, grads, rows)
+        report.notes.extend(_diagnosis.report_notes(rows))
     if is_model and not report.passed:
         report.notes.extend(_locate_faulty_layers(model, x, eps, threshold, max_elements, rng))
     return report
