@@ -228,6 +228,22 @@ def test_missing_1_over_n_in_a_parameter_is_diagnosed(rng):
     )
 
 
+@pytest.mark.parametrize("scale", [1, 30, 60, 100, 200])
+def test_confident_model_does_not_fail_on_rounding_noise(scale):
+    """A well-trained classifier has a tiny loss computed as log(1 + tiny), whose
+    rounding error is machine epsilon rather than machine epsilon * |loss|: the
+    checker measures that noise instead of failing correct gradients on it."""
+    rng = np.random.default_rng(0)
+    model = gn.Sequential(
+        gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0, dtype=np.float64
+    )
+    X = rng.normal(size=(10, 4))
+    y = model.predict(X).argmax(axis=1)  # the labels it already predicts
+    model[2].weight.data = model[2].weight.data * scale  # ever more confident
+    report = gn.gradcheck(model, X, y, loss="softmax_cross_entropy")
+    assert report.passed, str(report)
+
+
 def test_report_table_names_rows_and_verdicts(rng):
     model = gn.Sequential(
         gn.Dense(4, 3), gn.Tanh(), BiasSummedOverFeatures(3, 3), seed=0

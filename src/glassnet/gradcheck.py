@@ -208,11 +208,13 @@ def _progress(arrays, max_elements: int):
 
 def _measured_noise(objective, value: np.ndarray, f0: float, eps: float) -> float:
     """Standard deviation of f's rounding noise near `value`, measured as ECnoise
-    does (More and Wild, 2011): f at points eps/1000 apart along a fixed random
-    direction. Over such tiny steps f is a polynomial to machine precision, so its
-    6th differences are rounding alone. It matters where f cancels: a confident
-    softmax cross-entropy computes log(1 + tiny), whose error is machine epsilon,
-    not machine epsilon * |f|, and a well-trained model would otherwise fail."""
+    does (More and Wild, 2011): f at points eps apart (per entry) along a fixed
+    random direction, the step the differences take. Over such small steps f is a
+    polynomial to machine precision, so its 6th differences are rounding alone.
+    It matters where f cancels: a confident softmax cross-entropy computes
+    log(1 + tiny), whose error is machine epsilon, not machine epsilon * |f|, and
+    a well-trained model would otherwise fail. (Much smaller steps would miss it:
+    there f is often constant, quantised, rather than noisy.)"""
     u = np.random.default_rng(0).standard_normal(value.shape) * eps
     saved = value.copy()
     fs = np.full(_NOISE_POINTS, f0)
