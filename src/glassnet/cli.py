@@ -14,7 +14,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--epochs", type=int, default=300, help="training epochs (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_report_commands(commands)
     return parser
+
+
+def _add_report_commands(commands) -> None:
+    """`glassnet summary` and `glassnet explain` (see glassnet.reports._cli)."""
+    from glassnet.reports import _cli
+
+    _cli.add_commands(commands)
 
 
 def demo(epochs: int, seed: int) -> int:
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return demo(args.epochs, args.seed)
+        if args.command in ("explain", "summary"):
+            from glassnet.reports import _cli
+
+            return _cli.run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `glassnet ... | head` closed the pipe: exit quietly

@@ -92,9 +92,9 @@ class Table:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        def row(cells: list[str]) -> str:
+        def row(cells: list[str], code: set[int]) -> str:
             shown = [
-                markdown_code(c) if i in self.code else markdown_text(c)
+                markdown_code(c) if i in code else markdown_text(c)
                 for i, c in enumerate(cells)
             ]
             return "| " + " | ".join(shown) + " |"
@@ -103,12 +103,13 @@ class Table:
         blocks = []
         for section in self.sections:
             lines = [f"**{markdown_text(section.title)}**", ""] if section.title else []
-            lines += [row(self.header), rule] + [row(r) for r in section.rows]
+            lines += [row(self.header, set()), rule]
+            lines += [row(r, self.code) for r in section.rows]
             if section.notes:
                 lines += [""] + [f"- {markdown_text(n)}" for n in section.notes]
             blocks.append("\n".join(lines))
         if not self.sections:
-            blocks.append(row(self.header) + "\n" + rule)
+            blocks.append(row(self.header, set()) + "\n" + rule)
         return "\n\n".join(blocks)
 
     def to_html(self) -> str:
