@@ -269,12 +269,6 @@ def fit(
         weights = optimizer._data
         snapshot = weights.copy()  # last weights known to be finite
         for epoch in range(initial_epoch, epochs):
-            if not np.isfinite(weights).all():  # an update at the end of last epoch
-                weights[...] = snapshot
-                raise TrainingDivergedError(
-                    f"fit: weights became NaN or inf during epoch {epoch - 1}; "
-                    "restored the weights from that epoch's start (lower the learning rate)"
-                )
             snapshot[...] = weights
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, logs)
@@ -299,6 +293,12 @@ def fit(
                 total += value * n if loss_fn.reduction == "mean" else value
                 for name, metric in zip(metric_names, metric_fns):
                     sums[name] += metric(trainer.last_output, yb, threshold) * n
+            if not np.isfinite(weights).all():  # the epoch's last update overflowed
+                weights[...] = snapshot
+                raise TrainingDivergedError(
+                    f"fit: weights became NaN or inf during epoch {epoch}; "
+                    "restored the weights from that epoch's start (lower the learning rate)"
+                )
             # like Keras: the mean over the epoch's batches, weights changing as it goes
             logs = {"loss": total / N if loss_fn.reduction == "mean" else total}
             logs.update({name: value / N for name, value in sums.items()})
