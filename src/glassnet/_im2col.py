@@ -8,14 +8,15 @@ every output position form one strided slice of x,
 
 of shape (N, C, H_out, W_out). Every layer here loops over the KH * KW window
 offsets only (9 for a 3x3 kernel) and lets NumPy handle batch, channels and
-pixels in one call per offset: im2col is KH * KW slice copies, col2im KH * KW
-slice additions, max-pooling KH * KW np.maximum calls.
+pixels in one call per offset: im2col is KH * KW slice copies, its adjoint
+(col2im, in Conv2D.backward) KH * KW slice additions, max-pooling KH * KW
+np.maximum calls.
 
 Convolution with stride 1 uses a "wide" output grid. The padded input is stored
 flat per channel, (N, C, Hp * Wp), and output position (h, w) is given the flat
 index q = h * Wp + w for every w < Wp, not only w < W_out. Then the pixels of
 offset (i, j) are the contiguous run flat[i * Wp + j : i * Wp + j + H_out * Wp],
-so im2col and col2im copy and add long contiguous runs instead of short rows.
+so im2col and its adjoint copy and add long contiguous runs, not short rows.
 The Wp - W_out extra columns per row are computed and dropped (their upstream
 gradient is zero, so they add nothing to any gradient); they cost (KW - 1) / Wp
 of the matrix product, against copies several times faster.
@@ -142,26 +143,19 @@ class ConvGrid:
                 cols[:, :, i, j] = self.window(flat, i, j)
         return cols.reshape(N, C * self.KH * self.KW, self.H_out * self.W_grid)
 
-    def col2im(self, dcols: np.ndarray) -> np.ndarray:
-        """Adjoint of pad + im2col: dcols (N, C*KH*KW, H_out*W_grid) -> dx (N, C, H, W).
+    def unpad(self, flat: np.ndarray) -> np.ndarray:
+        """The unpadded pixels of a flat buffer: (N, C, size) -> (N, C, H, W) view.
 
-        A pixel read by several windows receives the sum of their gradients.
+        Conv2D.backward adds each window's gradient into a zero flat buffer (the
+        adjoint of pad + im2col, "col2im") and returns this part of it.
         """
-        N = dcols.shape[0]
-        C = dcols.shape[1] // (self.KH * self.KW)
-        dcols = dcols.reshape(N, C, self.KH, self.KW, self.H_out, self.W_grid)
-        dflat = np.zeros((N, C, self.size), dtype=dcols.dtype)
-        for i in range(self.KH):
-            for j in range(self.KW):
-                target = self.window(dflat, i, j)  # (N, C, H_out, W_grid) view
-                target += dcols[:, :, i, j]
-        padded = self.image(dflat)
+        padded = self.image(flat)
         return padded[
             :, :, self.top : self.top + self.H, self.left : self.left + self.W
         ]
 
     def grid_to_output(self, out: np.ndarray) -> np.ndarray:
-        """Drop the wide grid's extra columns::
+        """Drop the wide grid's extra columns:
         (N, F, H_out*W_grid) -> (N, F, H_out, W_out), a view."""
         N, F = out.shape[:2]
         out = out.reshape(N, F, self.H_out, self.W_grid)

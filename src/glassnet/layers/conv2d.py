@@ -143,8 +143,7 @@ class Conv2D(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         grid, cols = self._cached()
-        F = self.out_channels
-        g = grid.output_to_grid(dout)  # (N, F, H_out*W_grid), zero on the extra columns
+        g = grid.output_to_grid(dout)  # (N, F, L), L = H_out*W_grid; 0 on extra columns
         dw = np.matmul(g, cols.transpose(0, 2, 1))  # (N, F, C*KH*KW)
         self.weight.grad = dw.sum(axis=0).reshape(self.weight.shape)  # (F, C, KH, KW)
         # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
@@ -152,10 +151,18 @@ class Conv2D(Layer):
         np.sum(g @ ones, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
         if not self.input_grad:
             return None
-        dcols = np.matmul(
-            self.weight.data.reshape(F, -1).T, g
-        )  # (N, C*KH*KW, H_out*W_grid)
-        return grid.col2im(dcols)  # (N, C, H, W)
+        # col2im fused with its matrix product: the pixels read by offset (i, j)
+        # collect weight[:, :, i, j].T @ g. Adding each offset's (N, C, L) product
+        # while it is in cache beats building all (N, C*KH*KW, L) columns first.
+        N, (KH, KW) = dout.shape[0], self.kernel_size
+        w_t = self.weight.data.transpose(2, 3, 1, 0).copy()  # (KH, KW, C, F)
+        dflat = np.zeros((N, self.in_channels, grid.size), dtype=g.dtype)
+        for i in range(KH):
+            for j in range(KW):
+                target = grid.window(dflat, i, j)  # (N, C, H_out, W_grid) view
+                part = np.matmul(w_t[i, j], g)  # (C, F) @ (N, F, L) -> (N, C, L)
+                target += part.reshape(target.shape)
+        return grid.unpad(dflat)  # (N, C, H, W)
 
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]

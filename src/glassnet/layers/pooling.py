@@ -41,10 +41,10 @@ class _Pool2D(Layer):
     def get_config(self) -> dict:
         return {"kernel_size": self.kernel_size, "stride": self.stride}
 
-    def _offsets(self):
-        """Window offsets (k, i, j) in row-major order, k = i * P + j."""
+    def _offsets(self) -> list[tuple[int, int]]:
+        """Offsets (i, j) of the pixels in a window, in row-major order."""
         P = self.kernel_size
-        return ((k, *divmod(k, P)) for k in range(P * P))
+        return [(i, j) for i in range(P) for j in range(P)]
 
 
 class MaxPool2D(_Pool2D):
@@ -58,39 +58,38 @@ class MaxPool2D(_Pool2D):
     Backward sends each upstream gradient to the input that won its window and
     nothing to the others. On ties the first maximum in row-major order within
     the window wins (as in PyTorch), and receives the whole gradient.
+    The winners are found in backward by comparing x with out, rather than by
+    tracking an argmax in forward: the comparisons cost less than the tracking,
+    and predict, which never calls backward, does not pay for them at all.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         H_out, W_out = self._out_size(x.shape)
-        P, S = self.kernel_size, self.stride
+        S = self.stride
         out = strided_window(x, 0, 0, S, H_out, W_out).copy()  # (N, C, H_out, W_out)
-        # winner[n, c, h, w] = k: offset (k // P, k % P) holds the window's maximum
-        winner = np.zeros(out.shape, dtype=np.uint8 if P * P <= 256 else np.intp)
-        for k, i, j in self._offsets():
-            if k == 0:
-                continue
-            candidate = strided_window(x, i, j, S, H_out, W_out)
-            better = (
-                candidate > out
-            )  # strict: on a tie the earlier offset keeps its win
-            np.copyto(winner, k, where=better)
-            np.maximum(out, candidate, out=out)
-        self._cache = (x.shape, winner)
+        for i, j in self._offsets()[1:]:  # one call per offset for the whole batch
+            np.maximum(out, strided_window(x, i, j, S, H_out, W_out), out=out)
+        self._cache = (x, out)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_shape, winner = self._cached()
-        H_out, W_out = winner.shape[2:]
+        x, out = self._cached()
+        H_out, W_out = out.shape[2:]
         S = self.stride
-        dx = np.zeros(x_shape, dtype=dout.dtype)
-        zero = dout.dtype.type(0)
-        for k, i, j in self._offsets():
-            routed = np.where(winner == k, dout, zero)  # (N, C, H_out, W_out)
-            target = strided_window(dx, i, j, S, H_out, W_out)  # view into dx
-            if S >= self.kernel_size:
-                target[...] = routed  # windows do not overlap: each pixel is set once
+        dx = np.zeros(x.shape, dtype=dout.dtype)
+        taken = None  # (N, C, H_out, W_out): windows whose winner is already found
+        for i, j in self._offsets():
+            hit = strided_window(x, i, j, S, H_out, W_out) == out  # a maximum here
+            if taken is None:
+                taken = hit.copy()
             else:
-                target += routed  # a pixel in several windows may win several times
+                np.greater(hit, taken, out=hit)  # hit and not taken: first max wins
+                taken |= hit
+            target = strided_window(dx, i, j, S, H_out, W_out)  # view into dx
+            if S >= self.kernel_size:  # windows do not overlap: each pixel set once
+                np.multiply(dout, hit, out=target)
+            else:  # a pixel in several windows may win several times
+                target += dout * hit
         return dx
 
     def __repr__(self) -> str:
@@ -109,7 +108,7 @@ class AvgPool2D(_Pool2D):
         H_out, W_out = self._out_size(x.shape)
         P, S = self.kernel_size, self.stride
         out = np.zeros((*x.shape[:2], H_out, W_out), dtype=x.dtype)
-        for _, i, j in self._offsets():
+        for i, j in self._offsets():
             out += strided_window(x, i, j, S, H_out, W_out)
         out *= 1.0 / (P * P)
         self._cache = x.shape
@@ -121,7 +120,7 @@ class AvgPool2D(_Pool2D):
         H_out, W_out = dout.shape[2:]
         share = dout * (1.0 / (P * P))  # (N, C, H_out, W_out): each pixel's part
         dx = np.zeros(x_shape, dtype=share.dtype)
-        for _, i, j in self._offsets():
+        for i, j in self._offsets():
             target = strided_window(dx, i, j, S, H_out, W_out)  # view into dx
             if S >= P:
                 target[...] = share  # windows do not overlap
