@@ -9,6 +9,7 @@ from importlib import resources
 import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_int
+from glassnet.errors import MissingDependencyError
 from glassnet.training import train_test_split
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -82,12 +83,85 @@ def make_correlated(n_samples: int = 500, n_features: int = 8, n_latent: int = 2
     return X
 
 
+LETTER_CLASSES = ("O", "X")
+
+
+def _letter(letter: int, h: int, w: int, rounded: bool) -> np.ndarray:
+    """A clean h x w stroke mask of "O" (letter 0) or "X" (letter 1)."""
+    mask = np.zeros((h, w), dtype=bool)
+    if letter == 0:  # the outline of a box, its corners cut for a rounder O
+        mask[[0, -1], :] = True
+        mask[:, [0, -1]] = True
+        if rounded:
+            mask[[0, 0, -1, -1], [0, -1, 0, -1]] = False
+    else:  # both diagonals of the box
+        rows = np.arange(h)
+        left = np.rint(rows * (w - 1) / (h - 1)).astype(int)
+        mask[rows, left] = True
+        mask[rows, w - 1 - left] = True
+    return mask
+
+
+def make_letters(n_samples: int = 200, noise: float = 0.1, *, one_hot: bool = False,
+                 seed: int | None = None):
+    """6x6 images of the letters O and X: X (n, 1, 6, 6) float64 in [0, 1], y.
+
+    y is (n,) int64 with 0 = "O" and 1 = "X" (LETTER_CLASSES), or with
+    one_hot=True (n, 2) float64 rows [1, 0] for O and [0, 1] for X. The classes
+    alternate before shuffling, so they are balanced to within one sample.
+    Each letter is drawn in a box of 4 to 6 pixels a side at a random place in
+    the image (an O's corners are cut half the time, an X's diagonals follow
+    its box), each stroke pixel has its own brightness in [0.6, 1], and
+    Gaussian noise of standard deviation `noise` is added before clipping to
+    [0, 1]. The shape is channels-first, ready for Conv2D(1, ...).
+    """
+    check_positive_int("make_letters", n_samples=n_samples)
+    check_in_range("make_letters", "noise", noise, 0.0, np.inf)
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n_samples) % 2)
+    X = np.zeros((n_samples, 1, 6, 6))
+    for n, letter in enumerate(y):
+        h, w = rng.integers(4, 7, size=2)
+        top, left = rng.integers(0, 7 - h), rng.integers(0, 7 - w)
+        mask = _letter(int(letter), int(h), int(w), rounded=bool(rng.random() < 0.5))
+        brightness = rng.uniform(0.6, 1.0, size=(h, w))
+        X[n, 0, top : top + h, left : left + w] = np.where(mask, brightness, 0.0)
+    if noise:
+        X = np.clip(X + rng.normal(0.0, noise, X.shape), 0.0, 1.0)
+    if one_hot:
+        return X, np.eye(2)[y]
+    return X, y.astype(np.int64)
+
+
+def load_digits(*, images: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The 8x8 handwritten digits that scikit-learn ships (UCI optical digits).
+
+    Returns X (1797, 1, 8, 8) float64 in [0, 1] (grey levels 0..16 divided by
+    16), channels-first for Conv2D, or (1797, 64) with images=False; and
+    y (1797,) int64 in 0..9. Needs the optional extra: pip install "glassnet[sklearn]".
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_load_digits
+    except ImportError:
+        raise MissingDependencyError(
+            "load_digits needs scikit-learn, which ships the digits; install it with "
+            "pip install 'glassnet[sklearn]' (or pip install scikit-learn)"
+        ) from None
+    bunch = sklearn_load_digits()
+    X = np.asarray(bunch.data, dtype=np.float64) / 16.0  # (1797, 64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return (X.reshape(-1, 1, 8, 8) if images else X), y
+
+
 __all__ = [
     "IRIS_CLASSES",
     "IRIS_FEATURES",
+    "LETTER_CLASSES",
+    "load_digits",
     "load_iris",
     "make_blobs",
     "make_correlated",
+    "make_letters",
     "make_spirals",
     "make_xor",
     "train_test_split",

@@ -30,6 +30,11 @@ class CallOrderError(GlassnetError, RuntimeError):
     """Methods were called in the wrong order (backward before forward)."""
 
 
+class MissingDependencyError(GlassnetError, ImportError):
+    """An optional package a feature needs is not installed; the message says
+    which extra to install (pip install 'glassnet[sklearn]', ...)."""
+
+
 class TrainingDivergedError(GlassnetError, RuntimeError):
     """The loss became NaN or inf; the weights were restored to their last finite
     values before this was raised."""
