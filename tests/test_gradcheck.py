@@ -11,7 +11,7 @@ import pytest
 
 import glassnet as gn
 
-# -- part 1: planted bugs in custom layers -----------------------------------------
+# -- part 1: planted bugs in custom layers -------------------------------------
 
 
 class UserDense(gn.Layer):
@@ -284,7 +284,7 @@ def test_large_tensor_is_sampled_and_still_caught(rng):
     assert not row.passed
 
 
-# -- part 2: the seeds' own column-major backprop, checked in function mode ---------
+# -- part 2: the seeds' own column-major backprop, checked in function mode ----
 
 
 def _tanh_net_arrays(rng):

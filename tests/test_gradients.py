@@ -20,7 +20,7 @@ def away_from_zero(rng, shape, low=0.1, high=1.5):
     return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
 
 
-# -- layers -------------------------------------------------------------------
+# -- layers --------------------------------------------------------------------
 
 LAYER_CASES = [
     pytest.param(lambda rng: gn.Dense(4, 3, rng=rng, dtype=np.float64), 4, id="dense"),
@@ -61,7 +61,7 @@ def test_gradcheck_reports_float32_upcast(rng):
     assert layer.weight.data.dtype == np.float32  # the check ran on a copy
 
 
-# -- losses -------------------------------------------------------------------
+# -- losses --------------------------------------------------------------------
 
 
 def _probs(rng, n, k):
@@ -188,7 +188,7 @@ def test_broken_loss_gradient_is_caught(rng):
     assert "12" in report["pred"].diagnosis  # analytic = 12 x numeric (n = 4 * 3)
 
 
-# -- whole models, end to end ---------------------------------------------------
+# -- whole models, end to end --------------------------------------------------
 
 MODEL_CASES = [
     pytest.param(
@@ -287,7 +287,7 @@ def test_relu_model_with_kinks_passes_and_counts_them():
     assert sum(row.kinks for row in report.rows) > 0
 
 
-# -- Softmax + CrossEntropy against the fused SoftmaxCrossEntropy ----------------
+# -- Softmax + CrossEntropy against the fused SoftmaxCrossEntropy --------------
 
 
 @pytest.mark.parametrize("onehot", [False, True], ids=["labels", "onehot"])

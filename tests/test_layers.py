@@ -115,7 +115,7 @@ def test_identity_and_leaky_relu_defaults():
     assert repr(gn.Dense(4, 3)) == "Dense(in_features=4, out_features=3)"
 
 
-# -- Sequential ------------------------------------------------------------------
+# -- Sequential ----------------------------------------------------------------
 
 
 def iris_model(**kwargs):

@@ -17,7 +17,7 @@ STRICT = {"over": "raise", "invalid": "raise", "divide": "raise"}
 LN2 = math.log(2.0)
 
 
-# -- values by hand --------------------------------------------------------------
+# -- values by hand ------------------------------------------------------------
 
 
 def test_mse_by_hand():
@@ -106,7 +106,7 @@ def test_single_output_mse_accepts_flat_targets():
     assert loss.backward().shape == (2, 1)
 
 
-# -- names, reductions, dtypes ---------------------------------------------------------
+# -- names, reductions, dtypes -------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -149,7 +149,7 @@ def test_backward_has_the_shape_and_dtype_of_pred(loss_cls, make, dtype, rng):
     assert grad.dtype == dtype
 
 
-# -- stability: huge logits, saturated sigmoids ---------------------------------
+# -- stability: huge logits, saturated sigmoids --------------------------------
 
 EXTREME = np.array([[1e4, 0.0, -1e4]])
 
@@ -249,7 +249,7 @@ def test_model_with_huge_logits_through_fit_step_stays_finite():
     assert report.passed, str(report)
 
 
-# -- the call checks its target --------------------------------------------------------
+# -- the call checks its target ------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def grads(params):
     return [p.grad.copy() for p in params]
 
 
-# -- SGD -------------------------------------------------------------------------
+# -- SGD -----------------------------------------------------------------------
 
 
 def test_sgd_one_step():
@@ -85,7 +85,7 @@ def test_sgd_momentum_two_steps_accumulate():
     assert optimizer.t == 2
 
 
-# -- RMSprop ----------------------------------------------------------------------
+# -- RMSprop -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
@@ -124,7 +124,7 @@ def test_rmsprop_weight_decay():
     )
 
 
-# -- Adam and AdamW -----------------------------------------------------------------
+# -- Adam and AdamW ------------------------------------------------------------
 
 
 def adam_by_hand(w, g, m, v, t, lr, b1, b2, eps):
@@ -186,7 +186,7 @@ def test_adamw_default_weight_decay_and_adam_default_none():
     assert (gn.Adam().beta1, gn.Adam().beta2, gn.Adam().eps) == (0.9, 0.999, 1e-8)
 
 
-# -- state, binding, dtype ---------------------------------------------------------
+# -- state, binding, dtype -----------------------------------------------------
 
 ALL = [
     pytest.param(lambda: gn.SGD(lr=0.1), id="sgd"),
@@ -287,7 +287,7 @@ def test_bad_hyperparameters_are_named(make, message):
         make()
 
 
-# -- learning-rate schedules ---------------------------------------------------------
+# -- learning-rate schedules ---------------------------------------------------
 
 
 class LrAtEpochBegin(gn.Callback):

@@ -28,7 +28,7 @@ def tensor(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
-# -- layers ---------------------------------------------------------------------
+# -- layers --------------------------------------------------------------------
 
 # (make the glassnet layer, the same function in torch given the glassnet layer)
 LAYERS = [
@@ -84,7 +84,7 @@ def test_layer_matches_torch(make_layer, torch_fn, batch, rng):
         close(p.grad, tp.grad, p.name)
 
 
-# -- losses -----------------------------------------------------------------------
+# -- losses --------------------------------------------------------------------
 
 
 def _probs(rng, n, k):
@@ -257,7 +257,7 @@ def test_model_forward_and_all_gradients_match_torch(rng):
         close(dense.bias.grad, linear.bias.grad, f"{2 * i}.bias")
 
 
-# -- optimizers: 10 steps on the same model, compared every step --------------------
+# -- optimizers: 10 steps on the same model, compared every step ---------------
 
 OPTIMIZERS = [
     pytest.param(
