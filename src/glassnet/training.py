@@ -179,7 +179,11 @@ def _progress(verbose, epochs: int, initial_epoch: int):
         return None
     from tqdm.auto import tqdm  # imported only when a bar is shown
 
-    return tqdm(total=epochs, initial=initial_epoch, unit="epoch", file=sys.stderr, leave=False)
+    # the epoch's metrics (the description) come before a short bar, so that a
+    # narrow terminal cuts the bar and the time, never the validation metrics
+    layout = "epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}"
+    return tqdm(total=epochs, initial=initial_epoch, unit="epoch", file=sys.stderr,
+                leave=False, bar_format=layout)
 
 
 def fit(
@@ -310,8 +314,9 @@ def fit(
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if bar is not None:
+                shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "lr")
+                bar.set_description_str(shown, refresh=False)
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"})
             elif verbose == 2:
                 shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
                 print(f"epoch {epoch + 1}/{epochs}  {shown}", file=sys.stderr)
