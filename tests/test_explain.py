@@ -1,0 +1,433 @@
+"""Do the reports tell the truth? summary, explain and gradient_flow.
+
+explain's formulas are checked against every layer's real backward on random
+data, and each check is shown to fail when a backward is wrong. The Jacobian
+structure explain states is compared with the Jacobian built column by column.
+summary's shapes and bytes are compared with what a hand-run pass produces.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import glassnet as gn
+from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
+from glassnet.reports import explain, gradient_flow, summary
+
+
+def iris_net(dtype=np.float32, last=()):
+    return gn.Sequential(
+        gn.Dense(4, 5),
+        gn.Tanh(),
+        gn.Dense(5, 4),
+        gn.Tanh(),
+        gn.Dense(4, 3),
+        *last,
+        seed=0,
+        dtype=dtype,
+    )
+
+
+# -- explain: every formula against the layer's own backward --------------------
+
+LAYERS = [
+    pytest.param(lambda: gn.Dense(4, 3), (4,), id="dense"),
+    pytest.param(lambda: gn.Sigmoid(), (5,), id="sigmoid"),
+    pytest.param(lambda: gn.Tanh(), (5,), id="tanh"),
+    pytest.param(lambda: gn.ReLU(), (5,), id="relu"),
+    pytest.param(lambda: gn.LeakyReLU(0.1), (5,), id="leaky-relu"),
+    pytest.param(lambda: gn.Identity(), (5,), id="identity"),
+    pytest.param(lambda: gn.Softmax(), (4,), id="softmax"),
+    pytest.param(lambda: gn.Flatten(), (2, 3, 3), id="flatten"),
+    pytest.param(lambda: gn.Dropout(0.3), (6,), id="dropout"),
+    pytest.param(lambda: gn.Conv2D(2, 3, 3), (2, 6, 5), id="conv"),
+    pytest.param(
+        lambda: gn.Conv2D(2, 3, 3, stride=2, padding=1), (2, 7, 6), id="conv-s2p1"
+    ),
+    pytest.param(
+        lambda: gn.Conv2D(1, 2, (2, 3), padding="same"), (1, 5, 6), id="conv-same"
+    ),
+    pytest.param(lambda: gn.Conv2D(3, 2, 1), (3, 4, 4), id="conv-1x1"),
+    pytest.param(lambda: gn.MaxPool2D(2), (2, 6, 6), id="maxpool"),
+    pytest.param(lambda: gn.MaxPool2D(3, stride=1), (1, 5, 5), id="maxpool-overlap"),
+    pytest.param(lambda: gn.AvgPool2D(2), (2, 4, 6), id="avgpool"),
+    pytest.param(lambda: gn.AvgPool2D(3, stride=2), (1, 7, 7), id="avgpool-overlap"),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_formula_matches_the_layer_backward(make, shape, batch):
+    model = gn.Sequential(make(), seed=0)
+    report = explain(model, shape, batch_size=batch)
+    entry = report.layers[0]
+    params = [p.name for p in model[0].parameters()]
+    assert sorted(entry.check) == sorted(["x", *params])  # every gradient is checked
+    assert entry.matches and report.matches, entry.check
+    assert max(entry.check.values()) < 1e-9
+
+
+class WrongDenseBias(gn.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.bias.grad = dout.mean(axis=0)
+        return dx
+
+
+class WrongSoftmax(gn.Softmax):
+    def backward(self, dout):
+        s = self._cached()
+        return dout * s * (1 - s)
+
+
+class WrongTanh(gn.Tanh):
+    def backward(self, dout):
+        return dout * (1 - self._cached())
+
+
+class WrongConv(gn.Conv2D):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.weight.grad = self.weight.grad[:, :, ::-1, ::-1].copy()  # flipped kernel
+        return dx
+
+
+class WrongMaxPool(gn.MaxPool2D):
+    def backward(self, dout):
+        return super().backward(dout) * 2.0
+
+
+@pytest.mark.parametrize(
+    "layer, shape, bad",
+    [
+        (WrongDenseBias(4, 3), (4,), "bias"),
+        (WrongSoftmax(), (4,), "x"),
+        (WrongTanh(), (4,), "x"),
+        (WrongConv(1, 2, 3), (1, 5, 5), "weight"),
+        (WrongMaxPool(2), (1, 4, 4), "x"),
+    ],
+)
+def test_a_wrong_backward_fails_the_formula_check(layer, shape, bad):
+    """A subclass inherits the formula of its parent; its broken backward is caught."""
+    report = explain(gn.Sequential(layer, seed=0), shape, batch_size=3)
+    entry = report.layers[0]
+    assert not entry.matches and not report.matches
+    assert entry.check[bad] > 1e-3
+    assert "DIFFERS from backward" in str(report)
+    assert "WARNING: layer 0" in str(report)
+
+
+def _jacobian(layer, x):
+    """d out / d x, (out.size, x.size), built from backward with unit upstream
+    gradients (row k of the Jacobian is the VJP with e_k)."""
+    out = layer.forward(x)
+    rows = []
+    for k in range(out.size):
+        e = np.zeros(out.size)
+        e[k] = 1.0
+        layer.forward(x)
+        rows.append(layer.backward(e.reshape(out.shape)).ravel())
+    return np.array(rows)
+
+
+@pytest.mark.parametrize(
+    "make, shape, exact",
+    [
+        (lambda: gn.Dense(4, 3, dtype=np.float64), (4,), True),
+        (lambda: gn.Softmax(), (3,), True),
+        (lambda: gn.Tanh(), (4,), True),
+        (lambda: gn.Conv2D(1, 2, 3, padding=1, dtype=np.float64), (1, 4, 4), True),
+        (lambda: gn.MaxPool2D(2), (2, 4, 4), True),
+        (lambda: gn.AvgPool2D(2), (1, 4, 4), True),
+    ],
+)
+def test_stated_jacobian_shape_and_sparsity_are_the_real_ones(make, shape, exact, rng):
+    layer = make()
+    N = 3
+    x = rng.uniform(0.1, 1.0, (N, *shape)) * rng.choice([-1.0, 1.0], (N, *shape))
+    J = _jacobian(layer, x)
+    report = explain(gn.Sequential(layer, seed=0, dtype=np.float64), X=x)
+    stated = report.layers[0].derivation.jacobian
+    assert (stated.rows, stated.cols) == J.shape
+    nonzero = int(np.sum(np.abs(J) > 1e-14))
+    assert nonzero == stated.nonzeros if exact else nonzero <= stated.nonzeros
+    # block-diagonal over the batch: no entry links two different examples
+    per_out, per_in = J.shape[0] // N, J.shape[1] // N
+    for n in range(N):
+        for m in range(N):
+            block = J[n * per_out : (n + 1) * per_out, m * per_in : (m + 1) * per_in]
+            assert n == m or not block.any()
+
+
+def test_softmax_block_shown_is_diag_s_minus_s_st_of_example_0(rng):
+    X = rng.normal(size=(5, 3))
+    report = explain(gn.Sequential(gn.Softmax()), X=X)
+    s = np.exp(X[0]) / np.exp(X[0]).sum()
+    block = np.diag(s) - np.outer(s, s)
+    shown = [step for step in report.layers[0].derivation.numbers][0].formula
+    numbers = np.array([float(v) for v in shown.split()]).reshape(3, 3)
+    np.testing.assert_allclose(numbers, block, atol=5e-4)
+    assert "s * (g - (g * s).sum(axis=1, keepdims=True))" in str(report)
+    assert "5 blocks diag(s) - s s.T of (3, 3)" in str(report)
+
+
+def test_dense_explanation_names_the_shapes_of_this_batch():
+    report = explain(iris_net(), (4,), batch_size=100)
+    text = str(report)
+    assert "(4, 100) @ (100, 5) -> (4, 5) = W's shape" in text
+    assert "(100, 5) -> (5,) = b's shape" in text
+    assert "block-diagonal: 100 blocks W.T of (5, 4)" in text
+    assert "g * (1 - out**2)" in text and "Hadamard" in text
+
+
+@pytest.mark.parametrize(
+    "loss, last, formula",
+    [
+        ("softmax_cross_entropy", (), "(p - y) / 7"),
+        ("cross_entropy", (gn.Softmax(),), "-y / p / 7"),
+        ("mse", (), "2 * (pred - y) / 21"),
+        ("binary_cross_entropy", (gn.Sigmoid(),), "(p - y) / (p (1 - p)) / 21"),
+        ("binary_cross_entropy_with_logits", (), "(sigmoid(z) - y) / 21"),
+    ],
+)
+def test_loss_derivative_matches_loss_backward(loss, last, formula):
+    report = explain(iris_net(last=last), (4,), batch_size=7, loss=loss)
+    assert report.loss is not None and report.loss.matches, report.loss.check
+    assert formula in str(report)
+
+
+def test_fused_softmax_cross_entropy_equals_the_jacobian_route(rng):
+    """(p - y)/N against the chain rule with every softmax block built by hand."""
+    X, labels = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+    model = iris_net(np.float64)
+    report = explain(model, X=X, y=labels, loss="softmax_cross_entropy")
+    z = model.predict(X)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = np.eye(3)[labels]
+    by_blocks = np.stack(
+        [(np.diag(p[n]) - np.outer(p[n], p[n])) @ (-y[n] / p[n] / 6) for n in range(6)]
+    )
+    np.testing.assert_allclose(by_blocks, (p - y) / 6, atol=1e-12)
+    assert report.loss.check["pred"] < 1e-12
+
+
+class Cube(gn.Layer):
+    """out = x**3"""
+
+    def forward(self, x):
+        self._cache = x
+        return x**3
+
+    def backward(self, dout):
+        return dout * 3 * self._cached() ** 2
+
+
+class CubeWrong(Cube):
+    def backward(self, dout):
+        return dout * 3 * self._cached()
+
+
+def test_custom_layer_is_explained_by_a_gradient_check():
+    good = explain(gn.Sequential(gn.Dense(3, 3), Cube(), seed=0), (3,), batch_size=4)
+    assert good.matches and "out = x**3" in str(good)
+    bad = explain(
+        gn.Sequential(gn.Dense(3, 3), CubeWrong(), seed=0), (3,), batch_size=4
+    )
+    assert not bad.matches
+    assert "WARNING: layer 1 (CubeWrong)" in str(bad)
+
+
+def test_explain_leaves_the_model_alone(rng):
+    model = iris_net()
+    before = [p.data.copy() for p in model.parameters()]
+    model[0].input_grad = False
+    explain(model, (4,), loss="softmax_cross_entropy")
+    summary(model, (4,))
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+        assert not p.grad.any()
+    assert model[0].input_grad is False and model[0]._cache is None
+
+
+def test_explain_errors_name_the_problem():
+    with pytest.raises(
+        ShapeError, match=r"layer 0 \(Dense\).*expects input of shape \(N, 4\)"
+    ):
+        explain(iris_net(), (3,))
+    with pytest.raises(ArgumentTypeError, match="input_shape is required"):
+        explain(gn.Sequential(gn.Conv2D(1, 2, 3)))
+    with pytest.raises(ConfigError, match="format must be 'text' or 'markdown'"):
+        explain(iris_net(), (4,), format="html")
+    with pytest.raises(ShapeError, match="batch_size must be"):
+        explain(iris_net(), (4,), batch_size=0)
+
+
+# -- summary ----------------------------------------------------------------------
+
+
+def test_summary_shapes_params_and_cache_bytes_for_iris():
+    report = iris_net().summary((4,), batch_size=150)
+    rows = report.rows
+    assert [r.output_shape for r in rows] == [
+        (150, 5),
+        (150, 5),
+        (150, 4),
+        (150, 4),
+        (150, 3),
+    ]
+    assert [r.params for r in rows] == [4 * 5 + 5, 0, 5 * 4 + 4, 0, 4 * 3 + 3]
+    assert rows[0].param_grads == {"weight": (4, 5), "bias": (5,)}
+    assert [r.input_grad for r in rows] == [
+        (150, 4),
+        (150, 5),
+        (150, 5),
+        (150, 4),
+        (150, 4),
+    ]
+    # the Tanh outputs are the only new memory: each Dense caches its input,
+    # which is the batch itself or the Tanh output just above it
+    assert report.totals["cache_bytes"] == 150 * (5 + 4) * 4
+    assert rows[2].cache[0][4] == "layer 1's out"
+    assert report.totals["params"] == sum(p.size for p in iris_net().parameters())
+
+
+def test_summary_of_a_cnn_matches_output_shape_and_counts_float64_bytes():
+    model = gn.Sequential(
+        gn.Conv2D(1, 2, 3, padding="same"),
+        gn.ReLU(),
+        gn.MaxPool2D(3),
+        gn.Flatten(),
+        gn.Dense(8, 2),
+        seed=0,
+        dtype=np.float64,
+    )
+    report = model.summary((1, 6, 6), batch_size=4)
+    assert report.rows[-1].output_shape == (4, *model.output_shape((1, 6, 6)))
+    assert report.rows[0].param_grads == {"weight": (2, 1, 3, 3), "bias": (2,)}
+    relu = report.rows[1]
+    assert relu.cache[0][:4] == ("out", (4, 2, 6, 6), "float64", 4 * 2 * 36 * 8)
+
+
+def test_summary_errors():
+    with pytest.raises(ShapeError, match="layer 0"):
+        iris_net().summary((5,))
+    with pytest.raises(ShapeError, match="input_shape must be"):
+        iris_net().summary((0,))
+
+
+# -- every report renders three ways ------------------------------------------
+
+
+def _reports():
+    X, y = gn.datasets.load_iris()
+    model = iris_net()
+    return [
+        model.summary((4,), batch_size=8),
+        explain(model, (4,), batch_size=8, loss="softmax_cross_entropy"),
+        gradient_flow(model, X[:20], y[:20], "softmax_cross_entropy"),
+        gn.gradcheck(model, X[:5], y[:5], loss="softmax_cross_entropy"),
+    ]
+
+
+def test_every_report_is_text_html_and_a_json_dict():
+    for report in _reports():
+        text = str(report)
+        assert "Dense" in text
+        html = report._repr_html_()
+        assert html.count("<table>") >= 1 and "Dense" in html
+        json.dumps(report.to_dict())  # plain data all the way down
+
+
+def test_plain_text_columns_line_up():
+    """Under the dashes, every line of a table keeps its text inside the columns:
+    the two spaces between columns are blank in the header and in every row."""
+    for report in _reports()[:3]:
+        lines = str(report).splitlines()
+        k = next(i for i, line in enumerate(lines) if re.fullmatch(r"[- ]+", line))
+        spans = [m.span() for m in re.finditer(r"-+", lines[k])]
+        gaps = [
+            i
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False)
+            for i in range(end, start)
+        ]
+        table = [lines[k - 1]]
+        title = re.compile(r"(\[\d+\]|loss \w+:) ")  # explain's sections
+        for i in range(k + 1, len(lines)):
+            line = lines[i]
+            if not line and not title.match(lines[i + 1]):
+                break  # the blank line before the report's closing notes
+            note = line.startswith("  *") or re.match(r"    \S", line)
+            if line and not title.match(line) and not note:
+                table.append(line)
+        assert len(table) > 2
+        for line in table:
+            assert all(i >= len(line) or line[i] == " " for i in gaps), line
+        header = lines[k - 1]
+        assert all(header[a:b].strip() for a, b in spans)  # each column is named
+
+
+def test_markdown_is_a_table_with_code_formulas():
+    report = explain(iris_net(), (4,), batch_size=2, format="markdown")
+    text = str(report)
+    assert "| step | formula | shapes and structure |" in text
+    assert "`x.T @ g`" in text
+    assert text == report.to_markdown()
+
+
+# -- gradient flow ------------------------------------------------------------------
+
+
+def test_gradient_flow_norms_are_the_real_upstream_gradients(rng):
+    X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, 10)
+    model = iris_net(np.float64)
+    report = gradient_flow(model, X, y, "softmax_cross_entropy")
+    loss = gn.SoftmaxCrossEntropy()
+    outs = [X]
+    for layer in model.layers:
+        outs.append(layer.forward(outs[-1]))
+    loss.forward(outs[-1], y)
+    g = loss.backward()
+    for layer, row in zip(model.layers[::-1], report.rows[::-1], strict=True):
+        assert row.grad_norm == pytest.approx(np.linalg.norm(g), rel=1e-12)
+        g = layer.backward(g)
+    assert report.loss == pytest.approx(loss.forward(outs[-1], y))
+    tanh = report.rows[1]
+    assert tanh.saturated == pytest.approx(np.mean(np.abs(outs[2]) > 0.99))
+
+
+def test_gradient_flow_warns_about_vanishing_saturated_dead_and_exploding(rng):
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    deep = [gn.Dense(4, 8), gn.Sigmoid()]
+    for _ in range(10):
+        deep += [gn.Dense(8, 8), gn.Sigmoid()]
+    report = gradient_flow(gn.Sequential(*deep, gn.Dense(8, 3), seed=0), X * 20, y)
+    text = "\n".join(report.warnings)
+    assert "vanishing gradient" in text and "saturated" in text
+
+    dead = gn.Sequential(gn.Dense(4, 6), gn.ReLU(), gn.Dense(6, 3), seed=0)
+    dead[0].bias.data[:] = -100.0
+    report = gradient_flow(dead, X, y)
+    assert report.rows[1].dead == 1.0
+    assert any("100% of its units are dead" in w for w in report.warnings)
+
+    loud = gn.Sequential(gn.Dense(4, 6), gn.Tanh(), gn.Dense(6, 3), seed=0)
+    loud[2].weight.data[:] *= 1e5
+    assert any("exploding gradient" in w for w in gradient_flow(loud, X, y).warnings)
+
+
+def test_healthy_network_gets_no_warning(rng):
+    X, y = gn.datasets.load_iris()
+    X = (X - X.mean(0)) / X.std(0)
+    report = gradient_flow(iris_net(), X, y)
+    assert report.warnings == [] and "WARNING" not in str(report)
+
+
+# -- the public names --------------------------------------------------------------
+
+
+def test_public_names_and_lazy_import():
+    assert gn.explain is explain and gn.gradient_flow is gradient_flow
+    assert "explain" in gn.__all__ and "gradient_flow" in gn.__all__
