@@ -431,3 +431,42 @@ def test_healthy_network_gets_no_warning(rng):
 def test_public_names_and_lazy_import():
     assert gn.explain is explain and gn.gradient_flow is gradient_flow
     assert "explain" in gn.__all__ and "gradient_flow" in gn.__all__
+
+
+# -- the command line ---------------------------------------------------------------
+
+
+def test_cli_summary_and_explain_print_the_reports(tmp_path, capsys):
+    from glassnet.cli import main
+
+    path = tmp_path / "iris.safetensors"
+    iris_net().save(path)
+    assert main(["summary", str(path), "--batch-size", "150"]) == 0
+    out = capsys.readouterr().out
+    assert str(gn.load(path).summary((4,), batch_size=150)) in out
+    assert (
+        main(["explain", str(path), "--loss", "softmax_cross_entropy", "--markdown"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| dL/dz | `(p - y) / 32` |" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["explain", "missing.safetensors"], "missing.safetensors"),
+        (["explain", "{model}", "--input-shape", "3"], "in_features should be 3"),
+        (["summary", "{model}", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["explain", "{model}", "--loss", "hinge"], "unknown loss 'hinge'"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
+    from glassnet.cli import main
+
+    path = tmp_path / "iris.safetensors"
+    iris_net().save(path)
+    args = [a.replace("{model}", str(path)) for a in args]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
