@@ -247,3 +247,30 @@ def test_gradient_flow_accepts_dicts_and_traces(source, names, norms, tmp_path):
 def test_gradient_flow_refuses_what_holds_no_norms(source, error, match):
     with pytest.raises(error, match=match):
         gn.plot.gradient_flow(source)
+
+
+def test_gradient_flow_of_the_per_layer_trace(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    X, y = gn.datasets.load_iris()
+    model = gn.Sequential(
+        gn.Dense(4, 8),
+        gn.Sigmoid(),
+        gn.Dense(8, 8),
+        gn.Sigmoid(),
+        gn.Dense(8, 3),
+        seed=0,
+    )
+    # a strict threshold, so that the lower layers carry "vanishing" warnings
+    trace = gn.gradient_flow(model, X, y, loss="softmax_cross_entropy", vanishing=0.5)
+    warned = [bool(row.warnings) for row in trace.rows]
+    assert any(warned) and not all(warned)
+    for source in (trace, trace.to_dict()):
+        ax = gn.plot.gradient_flow(source).axes[0]
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels == [f"{row.index} {row.layer}" for row in trace.rows]
+        heights = [bar.get_height() for bar in ax.patches]
+        np.testing.assert_allclose(heights, [row.grad_norm for row in trace.rows])
+        red = [bar.get_facecolor() == to_rgba("#d62728") for bar in ax.patches]
+        assert red == warned
+    render(trace.plot(), tmp_path, (5, 4))

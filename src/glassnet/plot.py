@@ -295,8 +295,9 @@ def _field(row, key: str):
 
 
 def _gradient_norms(report) -> tuple[list[str], np.ndarray, list[bool]]:
-    """(names, norms, passed) from a dict or a report with rows."""
-    if isinstance(report, Mapping) and "rows" not in report:
+    """(names, norms, ok) from a dict or a report with rows; ok is False for a row
+    that failed its check or carries warnings."""
+    if isinstance(report, Mapping) and "rows" not in report and "layers" not in report:
         names = [str(k) for k in report]
         norms = [
             float(np.linalg.norm(np.asarray(v, dtype=np.float64)))
@@ -304,7 +305,7 @@ def _gradient_norms(report) -> tuple[list[str], np.ndarray, list[bool]]:
         ]
         return names, np.asarray(norms), [True] * len(names)
     if isinstance(report, Mapping):
-        rows = report["rows"]
+        rows = report["rows"] if "rows" in report else report["layers"]
     elif hasattr(report, "rows"):
         rows = report.rows
     elif hasattr(report, "to_dict"):
@@ -324,19 +325,27 @@ def _gradient_norms(report) -> tuple[list[str], np.ndarray, list[bool]]:
                 f"plot.gradient_flow: row {i} has no gradient norm (a field named one "
                 f"of {', '.join(_NORM_KEYS)})"
             )
-        names.append(str(_field(row, "name") or _field(row, "layer") or i))
+        name, layer, index = (_field(row, k) for k in ("name", "layer", "index"))
+        if name is None and layer is not None and index is not None:
+            name = f"{index} {layer}"  # a per-layer trace: layer names repeat
+        names.append(
+            str(name if name is not None else layer if layer is not None else i)
+        )
         norms.append(float(norm))
-        passed.append(_field(row, "passed") is not False)
+        flagged = _field(row, "passed") is False or bool(_field(row, "warnings"))
+        passed.append(not flagged)
     return names, np.asarray(norms), passed
 
 
 def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figure:
-    """Gradient norm of every tensor, input to output, on a log scale.
+    """Gradient norms, input to output, on a log scale.
 
     Vanishing gradients show as bars falling towards the input; exploding ones
-    as bars growing. report: a gradcheck report (rows carry grad_norm; failed
-    rows are drawn red), any object with rows or to_dict() giving rows with a
-    "grad_norm" (or "norm"), or a dict name -> norm (or name -> gradient array).
+    as bars growing. report: a gradcheck report (a bar per tensor; failed rows
+    drawn red), the report of gn.gradient_flow (a bar per layer: the gradient
+    it receives; rows with warnings drawn red), any object with rows or
+    to_dict() giving rows with a "grad_norm" (or "norm"), or a dict
+    name -> norm (or name -> gradient array).
     A zero norm is drawn as a short hatched bar marked 0.
     """
     names, norms, passed = _gradient_norms(report)
@@ -360,7 +369,8 @@ def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figu
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("gradient L2 norm")
-    ax.set_title("gradient flow" + ("" if all(passed) else " (red: check failed)"))
+    flagged = "" if all(passed) else " (red: failed check or warning)"
+    ax.set_title("gradient flow" + flagged)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
