@@ -186,7 +186,7 @@ def refine_layer_rows(layer, x, g, grads: dict, rows) -> None:
             )
 
 
-_BIAS_NAME = re.compile(r"(^|[._])(bias|b\d*|db\d*|dsdb\d*)$", re.IGNORECASE)
+_BIAS_NAME = re.compile(r"(^|[._])(bias|beta|b\d*|db\d*|dsdb\d*)$", re.IGNORECASE)
 
 
 def report_notes(rows) -> list[str]:
