@@ -582,19 +582,21 @@ class ModelFile:
             arrays = safetensors_load(blob)
         except (SafetensorError, ValueError) as exc:
             raise self._fail(f"is not a valid safetensors file ({exc})") from None
-        out = {}
+        out, bad = {}, []
         for name in names:
             t, arr = self.tensors[name], arrays.get(name)
             if arr is None or arr.shape != t.shape or arr.dtype != t.dtype:
                 raise self._fail(f"tensor {name!r} did not decode as declared")
             if not allow_nonfinite and not np.isfinite(arr).all():
-                n_nan = int(np.isnan(arr).sum())
-                n_inf = int(np.isinf(arr).sum())
-                raise self._fail(
-                    f"tensor {name!r} holds {n_nan} NaN and {n_inf} inf values; pass "
-                    "allow_nonfinite=True to load it anyway"
-                )
+                n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+                bad.append(f"{name!r} holds {n_nan} NaN and {n_inf} inf values")
             out[name] = arr
+        if bad:
+            raise self._fail(
+                "non-finite weights: "
+                + "; ".join(bad)
+                + "; pass allow_nonfinite=True to load them anyway"
+            )
         return out
 
 

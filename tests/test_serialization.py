@@ -1,0 +1,714 @@
+"""Save / load: round trips, crafted files, atomic writes, checkpoints and resume.
+
+Malicious files are written here by hand, byte by byte, so each test controls
+exactly what the loader sees.
+"""
+
+import json
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import glassnet as gn
+from glassnet.checkpoints import load_checkpoint, restore_checkpoint
+from glassnet.errors import ModelFileError
+from glassnet.serialization import LAYERS, load, load_weights, save, save_weights
+
+
+def _perturb(model, seed: int = 1):
+    """Weights that differ from what the model's seed alone would give, so a
+    loader that re-initialises instead of reading the file is caught."""
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = p.data + rng.normal(0.0, 0.5, p.shape).astype(p.data.dtype)
+    return model
+
+
+def _mlp(dtype):
+    return gn.Sequential(
+        gn.Dense(4, 6), gn.ReLU(),
+        gn.Dense(6, 5, init="he_normal"), gn.LeakyReLU(0.2),
+        gn.Dense(5, 5), gn.Tanh(), gn.Identity(),
+        gn.Dense(5, 4), gn.Sigmoid(),
+        gn.Dense(4, 3), gn.Softmax(),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _cnn(dtype):
+    return gn.Sequential(
+        gn.Conv2D(2, 3, 3, padding=1), gn.ReLU(),
+        gn.MaxPool2D(2),
+        gn.Conv2D(3, 4, (2, 3), stride=1, padding="same"),
+        gn.AvgPool2D(2, stride=1),
+        gn.Dropout(0.3),
+        gn.Flatten(),
+        gn.Dense(4 * 3 * 3, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+MODELS = [
+    pytest.param(_mlp, (7, 4), id="mlp"),
+    pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
+]
+
+
+def test_round_trip_models_cover_every_registered_layer():
+    used = {type(layer).__name__ for make in (_mlp, _cnn) for layer in make(np.float32)}
+    assert set(LAYERS) <= used, f"add {set(LAYERS) - used} to the round-trip models"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make, x_shape", MODELS)
+def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path):
+    model = _perturb(make(dtype))
+    X = np.random.default_rng(2).normal(size=x_shape)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = gn.load(path)
+    assert loaded.dtype == np.dtype(dtype)
+    assert [repr(a) for a in loaded] == [repr(b) for b in model]
+    assert [a.get_config() for a in loaded] == [b.get_config() for b in model]
+    for (name, p), (name2, q) in zip(
+        model.named_parameters().items(), loaded.named_parameters().items(), strict=True
+    ):
+        assert name == name2 and p.data.dtype == q.data.dtype
+        assert np.array_equal(p.data, q.data), name
+    assert np.array_equal(model.predict(X), loaded.predict(X))
+
+
+def test_same_model_gives_same_bytes_in_another_process(tmp_path):
+    here, there = tmp_path / "here.safetensors", tmp_path / "there.safetensors"
+    save(_perturb(_mlp(np.float32)), here)
+    code = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import numpy as np
+        from test_serialization import _mlp, _perturb
+        _perturb(_mlp(np.float32)).save({str(there)!r})
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert here.read_bytes() == there.read_bytes()
+
+
+def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    model = _perturb(_mlp(np.float64))
+    model.save(tmp_path / "m.safetensors")
+    arrays = load_file(tmp_path / "m.safetensors")
+    assert set(arrays) == set(model.named_parameters())
+    with safe_open(tmp_path / "m.safetensors", "np") as fh:
+        meta = json.loads(fh.metadata()["glassnet"])
+    assert meta["format_version"] == 1
+    assert meta["architecture"]["config"] == {"seed": 0, "dtype": "float64"}
+    assert [e["class"] for e in meta["architecture"]["layers"]] == [
+        type(layer).__name__ for layer in model
+    ]
+
+
+def test_save_refuses_a_custom_layer_but_save_weights_works(tmp_path):
+    class Double(gn.Layer):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, dout):
+            return 2 * dout
+
+    model = gn.Sequential(gn.Dense(3, 2), Double(), seed=0)
+    with pytest.raises(gn.ConfigError, match=r"layer 1 \(Double\) is not a glassnet"):
+        model.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+    _perturb(model)
+    save_weights(model, tmp_path / "w.safetensors")
+    other = gn.Sequential(gn.Dense(3, 2), Double(), seed=5)
+    load_weights(other, tmp_path / "w.safetensors")
+    X = np.ones((2, 3))
+    assert np.array_equal(other.predict(X), model.predict(X))
+    with pytest.raises(ModelFileError, match="weights only"):
+        load(tmp_path / "w.safetensors")
+
+
+def test_load_weights_lists_every_mismatch(tmp_path):
+    path = tmp_path / "m.safetensors"
+    gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0).save(path)
+    other = gn.Sequential(gn.Dense(4, 6), gn.Tanh(), gn.Dense(6, 3), gn.Dense(3, 1))
+    with pytest.raises(ModelFileError) as info:
+        load_weights(other, path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert "0.weight: file shape (4, 5) float32, model shape (4, 6) float32" in message
+    assert "0.bias: file shape (5,) float32, model shape (6,) float32" in message
+    assert "2.weight: file shape (5, 3) float32, model shape (6, 3) float32" in message
+    assert "3.weight: missing from the file" in message
+
+
+# -- crafted files -------------------------------------------------------------
+
+
+def _file_bytes(header: dict, data: bytes = b"", length: int | None = None) -> bytes:
+    """A safetensors file assembled by hand: length, JSON header, data."""
+    text = json.dumps(header).encode()
+    n = len(text) if length is None else length
+    return _n(n) + text + data
+
+
+def _valid_parts():
+    """(header dict, data bytes) of a real small model's file, to tamper with."""
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    arch = {
+        "class": "Sequential",
+        "config": {"seed": 0, "dtype": "float32"},
+        "layers": [{"class": "Dense", "config": {"in_features": 2, "out_features": 3}}],
+    }
+    meta = {"format_version": 1, "architecture": arch}
+    header = {
+        "__metadata__": {"glassnet": json.dumps(meta)},
+        "0.bias": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]},
+        "0.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [12, 36]},
+    }
+    return header, b.tobytes() + w.tobytes()
+
+
+def _with_meta(**changes) -> dict:
+    header, _ = _valid_parts()
+    meta = json.loads(header["__metadata__"]["glassnet"])
+    for key, value in changes.items():
+        if key == "layers":
+            meta["architecture"]["layers"] = value
+        else:
+            meta[key] = value
+    header["__metadata__"] = {"glassnet": json.dumps(meta)}
+    return header
+
+
+def test_hand_written_valid_file_loads(tmp_path):
+    header, data = _valid_parts()
+    path = tmp_path / "ok.safetensors"
+    path.write_bytes(_file_bytes(header, data))
+    model = load(path)
+    assert np.array_equal(model[0].weight.data, np.arange(6).reshape(2, 3))
+    assert np.array_equal(model[0].bias.data, [0.5, -1.0, 2.0])
+
+
+def _tensor(name, **fields):
+    header, data = _valid_parts()
+    header[name] = {**header[name], **fields}
+    return header, data
+
+
+HUGE = 2**40
+_n = struct.Struct("<Q").pack  # the 8-byte header length
+CRAFTED = [
+    pytest.param(b"", "too short", id="empty"),
+    pytest.param(b"\x10\x00\x00", "too short", id="three-bytes"),
+    pytest.param(_n(2**63) + b"{}", "over the limit", id="huge-header"),
+    pytest.param(_n(64 * 2**20) + b"{}", "over the limit", id="64MB-header"),
+    pytest.param(_n(500) + b'{"a":1}', "truncated", id="header-past-end"),
+    pytest.param(_n(6) + b'{"a":}', "not valid JSON", id="bad-json"),
+    pytest.param(_n(9) + b'{"a":NaN}', "not valid JSON", id="json-nan"),
+    pytest.param(_n(4) + b"{\xff\xfe}", "not UTF-8", id="not-utf8"),
+    pytest.param(_file_bytes([1, 2]), "not a JSON object", id="json-list"),
+    pytest.param(_n(17) + b'{"a": 1, "a": 2} ', "duplicate key", id="duplicate-key"),
+    pytest.param(
+        _n(20000) + b"{" + b'{"a":' * 3333 + b"1" + b"}" * 3334,
+        "nested too deeply|not valid JSON",
+        id="deep-nesting",
+    ),
+    pytest.param(
+        _file_bytes(*_valid_parts())[:-5], "truncated|only", id="truncated-data"
+    ),
+    pytest.param(
+        _file_bytes(*_valid_parts()) + b"\0" * 8, "trailing bytes", id="trailing"
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", data_offsets=[8, 32])),
+        "overlap",
+        id="overlapping-offsets",
+    ),
+    pytest.param(
+        _file_bytes(
+            *_tensor(
+                "0.weight", shape=[HUGE, HUGE], data_offsets=[12, 12 + 4 * HUGE**2]
+            )
+        ),
+        "ends at byte",
+        id="huge-declared-shape",
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", shape=[HUGE, HUGE])),
+        "needs",
+        id="shape-offsets-disagree",
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", dtype="I64")), "F32 or F64", id="int-dtype"
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", dtype="O")), "F32 or F64", id="object-dtype"
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", shape=[2, -3])), "integers >= 0", id="neg"
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", shape=[True, 6])), ">= 0", id="bool-dim"
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", pickle="x")), "exactly", id="extra-field"
+    ),
+    pytest.param(
+        _file_bytes(
+            {"0.bias": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+            b"\0" * 4,
+        ),
+        "without glassnet metadata",
+        id="no-metadata",
+    ),
+    pytest.param(
+        _file_bytes(_with_meta(format_version=2), _valid_parts()[1]),
+        "format version 2 by a newer glassnet",
+        id="newer-format",
+    ),
+    pytest.param(
+        _file_bytes(_with_meta(format_version="1"), _valid_parts()[1]),
+        "format_version",
+        id="version-string",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(layers=[{"class": "os.system", "config": {}}]), _valid_parts()[1]
+        ),
+        "unknown type 'os.system'",
+        id="layer-os-system",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(layers=[{"class": "Layer", "config": {}}]), _valid_parts()[1]
+        ),
+        "unknown type 'Layer'",
+        id="abstract-base",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[
+                    {
+                        "class": "Dense",
+                        "config": {
+                            "in_features": 2,
+                            "out_features": 3,
+                            "rng": {"__class__": "x"},
+                        },
+                    }
+                ]
+            ),
+            _valid_parts()[1],
+        ),
+        "unknown config keys",
+        id="config-rng",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[
+                    {
+                        "class": "Dense",
+                        "config": {"in_features": 10**6, "out_features": 10**6},
+                    }
+                ]
+            ),
+            _valid_parts()[1],
+        ),
+        "would have 1000001000000 parameters",
+        id="huge-architecture",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[
+                    {
+                        "class": "Dense",
+                        "config": {"in_features": 3000, "out_features": 3000},
+                    }
+                ]
+            ),
+            _valid_parts()[1],
+        ),
+        "would have 9003000 parameters",
+        id="large-architecture",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[{"class": "MaxPool2D", "config": {"kernel_size": 10**9}}]
+            ),
+            _valid_parts()[1],
+        ),
+        "far more memory",
+        id="unsized-layer",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[
+                    {
+                        "class": "Conv2D",
+                        "config": {
+                            "in_channels": 1,
+                            "out_channels": 1,
+                            "kernel_size": 2**16,
+                        },
+                    }
+                ]
+            ),
+            _valid_parts()[1],
+        ),
+        "would have",
+        id="huge-conv-kernel",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(
+                layers=[
+                    {"class": "Dense", "config": {"in_features": 2, "out_features": 4}}
+                ]
+            ),
+            _valid_parts()[1],
+        ),
+        r"0.weight: file shape \(2, 3\) float32, model shape \(2, 4\) float32",
+        id="shape-mismatch",
+    ),
+    pytest.param(
+        _file_bytes(
+            _tensor("0.bias")[0]
+            | {"extra": {"dtype": "F32", "shape": [0], "data_offsets": [36, 36]}},
+            _valid_parts()[1],
+        ),
+        "extra: in the file",
+        id="unexpected-tensor",
+    ),
+]
+
+
+@pytest.mark.parametrize("content, message", CRAFTED)
+def test_crafted_files_raise_one_error_naming_the_file(content, message, tmp_path):
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(content)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=message) as info:
+            load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value).startswith(str(path))
+    assert isinstance(info.value, ValueError) and isinstance(
+        info.value, gn.GlassnetError
+    )
+    assert peak < 2 * 2**20, f"{peak} bytes were allocated for a crafted file"
+
+
+class _Payload:
+    """Unpickling this would create the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_payload_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps(_Payload(str(marker)), protocol=4))
+    with pytest.raises(ModelFileError, match="looks like a pickle file"):
+        load(path)
+    with pytest.raises(ModelFileError):
+        load_weights(gn.Sequential(gn.Dense(2, 3)), path)
+    assert not marker.exists()
+
+
+def test_pickle_in_the_metadata_is_only_text(tmp_path):
+    marker = tmp_path / "pwned"
+    header, data = _valid_parts()
+    payload = pickle.dumps(_Payload(str(marker)), protocol=0).decode("latin-1")
+    header["__metadata__"]["glassnet"] = payload
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_file_bytes(header, data))
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_class_names_in_a_file_are_never_imported(tmp_path):
+    header, data = _valid_parts()
+    names = ["antigravity", "this", "glassnet_payload_module.Evil", "builtins.eval"]
+    for name in names:
+        header = _with_meta(layers=[{"class": name, "config": {}}])
+        path = tmp_path / "m.safetensors"
+        path.write_bytes(_file_bytes(header, data))
+        before = set(sys.modules)
+        with pytest.raises(ModelFileError, match="unknown type"):
+            load(path)
+        assert set(sys.modules) == before
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="no such file"):
+        load(tmp_path / "nope.safetensors")
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load(tmp_path)
+
+
+def test_nonfinite_weights_are_refused_unless_allowed(tmp_path):
+    model = gn.Sequential(gn.Dense(2, 3), seed=0)
+    model[0].weight.data[0, 1] = np.nan
+    model[0].bias.data[2] = np.inf
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    with pytest.raises(ModelFileError) as info:
+        load(path)
+    assert "'0.weight' holds 1 NaN and 0 inf values" in str(info.value)
+    assert "'0.bias' holds 0 NaN and 1 inf values" in str(info.value)
+    loaded = load(path, allow_nonfinite=True)
+    assert np.isnan(loaded[0].weight.data[0, 1]) and np.isinf(loaded[0].bias.data[2])
+
+
+def test_dtype_of_the_architecture_is_enforced(tmp_path):
+    header, data = _valid_parts()
+    meta = json.loads(header["__metadata__"]["glassnet"])
+    meta["architecture"]["config"]["dtype"] = "float64"
+    header["__metadata__"]["glassnet"] = json.dumps(meta)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_file_bytes(header, data))
+    with pytest.raises(
+        ModelFileError, match="file shape .* float32, model shape .* float64"
+    ):
+        load(path)
+
+
+# -- atomic writes ---------------------------------------------------------------
+
+_KILL_CHILD = """
+import os, sys, time
+import numpy as np
+import glassnet as gn
+import glassnet._atomic as atomic
+
+path, where = sys.argv[1], sys.argv[2]
+model = gn.Sequential(gn.Dense(256, 256), gn.Tanh(), gn.Dense(256, 8), seed=0)
+model.save(path)                                   # the file that must survive
+for p in model.parameters():
+    p.data = p.data + 1.0
+
+def stall():
+    print("in-save", flush=True)
+    time.sleep(60)
+
+if where == "before-rename":                       # all bytes written, not renamed
+    real_fsync = atomic.os.fsync
+    def fsync(fd):
+        real_fsync(fd)
+        stall()
+    atomic.os.fsync = fsync
+else:                                              # half the bytes written
+    real_fdopen = atomic.os.fdopen
+    class Half:
+        def __init__(self, fh):
+            self.fh = fh
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            stall()
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+    atomic.os.fdopen = lambda *a, **k: Half(real_fdopen(*a, **k))
+model.save(path)
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-write", "before-rename"])
+def test_killed_save_leaves_the_previous_file_intact(where, tmp_path):
+    path = tmp_path / "model.safetensors"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILL_CHILD, str(path), where],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "in-save"
+        leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert leftovers, "the new file should be in progress beside the old one"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+        child.stdout.close()
+    reference = gn.Sequential(gn.Dense(256, 256), gn.Tanh(), gn.Dense(256, 8), seed=0)
+    survivor = load(path)
+    for p, q in zip(reference.parameters(), survivor.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+
+
+def test_failed_write_removes_its_temporary_file(tmp_path, monkeypatch):
+    import glassnet._atomic as atomic
+
+    path = tmp_path / "model.safetensors"
+    model = gn.Sequential(gn.Dense(3, 2), seed=0)
+    model.save(path)
+    before = path.read_bytes()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _perturb(model).save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "m.safetensors"
+    gn.Sequential(gn.Dense(3, 2), seed=0).save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- checkpoints ------------------------------------------------------------------
+
+_RESUME_SCRIPT = """
+import os, signal, sys
+import glassnet as gn
+from glassnet.checkpoints import save_checkpoint
+
+backup, final, mode, variant = sys.argv[1:5]
+X, y = gn.datasets.make_spirals(120, classes=3, seed=4)
+layers = [gn.Dense(2, 16), gn.ReLU(), gn.Dropout(0.2), gn.Dense(16, 3)]
+model = gn.Sequential(*layers, seed=7)
+if variant == "adam":
+    optimizer, fit_seed = gn.Adam(lr=0.01), None
+else:  # fit(seed=...) shuffles with its own generator, saved as fit_rng
+    optimizer, fit_seed = gn.SGD(lr=0.05, momentum=0.9), 11
+
+class Crash(gn.Callback):
+    def on_epoch_end(self, epoch, logs):
+        if mode == "crash" and epoch == 3:
+            os.kill(os.getpid(), signal.SIGKILL)   # no cleanup of any kind
+
+callbacks = [gn.BackupAndRestore(backup), Crash()]
+history = model.fit(X, y, optimizer=optimizer, epochs=8, batch_size=16, verbose=0,
+                    validation_split=0.25, callbacks=callbacks, seed=fit_seed)
+save_checkpoint(final, model, optimizer, epoch=7, history=history, rng=callbacks[0].rng)
+"""
+
+
+@pytest.mark.parametrize("variant", ["adam", "sgd"])
+def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
+    def run(mode, backup, final):
+        return subprocess.run(
+            [sys.executable, "-c", _RESUME_SCRIPT, str(tmp_path / backup),
+             str(tmp_path / final), mode, variant],
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    plain = run("run", "plain-backup.ckpt", "plain.ckpt")  # never interrupted
+    assert plain.returncode == 0, plain.stderr
+    crashed = run("crash", "backup.ckpt", "unused.ckpt")
+    assert crashed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "unused.ckpt").exists()
+    backup = load_checkpoint(tmp_path / "backup.ckpt")
+    assert backup.epoch == 3 and len(backup.history) == 4
+    resumed = run("run", "backup.ckpt", "resumed.ckpt")  # a new process
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (tmp_path / "backup.ckpt").exists()  # removed after a normal end
+
+    a = load_checkpoint(tmp_path / "plain.ckpt")
+    b = load_checkpoint(tmp_path / "resumed.ckpt")
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+    assert a.optimizer.t == b.optimizer.t == 8 * 6  # 90 training rows, batches of 16
+    assert a.optimizer.state_arrays().keys() == b.optimizer.state_arrays().keys()
+    for name, arr in a.optimizer.state_arrays().items():
+        assert np.array_equal(arr, b.optimizer.state_arrays()[name]), name
+    assert a.rng_state == b.rng_state and a.fit_rng_state == b.fit_rng_state
+    assert (a.fit_rng_state is None) == (variant == "adam")
+    assert a.history.epoch == b.history.epoch == list(range(8))
+    assert a.history.history == b.history.history
+    assert (tmp_path / "plain.ckpt").read_bytes() == (
+        tmp_path / "resumed.ckpt"
+    ).read_bytes()
+
+
+def test_restore_refuses_another_architecture_or_optimizer(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "b.ckpt"
+    model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
+    model.fit(X, y, optimizer=gn.Adam(), epochs=2, verbose=0,
+              callbacks=[gn.BackupAndRestore(path, delete_on_end=False)])  # fmt: skip
+    other = gn.Sequential(gn.Dense(4, 6), gn.Tanh(), gn.Dense(6, 3), seed=0)
+    with pytest.raises(ModelFileError, match="different model architecture"):
+        restore_checkpoint(path, other, gn.Adam())
+    same = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
+    before = [p.data.copy() for p in same.parameters()]
+    with pytest.raises(ModelFileError, match="optimizer Adam, not SGD"):
+        restore_checkpoint(path, same, gn.SGD())
+    after = same.parameters()
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, after, strict=True))
+    assert restore_checkpoint(path, same, gn.Adam()) == 1
+
+
+def test_model_checkpoint_saves_the_best_epoch(tmp_path):
+    X, y = gn.datasets.load_iris()
+    model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
+    best = gn.ModelCheckpoint(tmp_path / "best.safetensors", save_best_only=True)
+    every = gn.ModelCheckpoint(
+        str(tmp_path / "m-{epoch:02d}-{loss:.3f}.safetensors"),
+        include_training_state=False,
+    )
+    history = model.fit(X, y, optimizer=gn.SGD(lr=0.05), epochs=5, verbose=0,
+                        validation_split=0.2, callbacks=[best, every])  # fmt: skip
+    assert best.best == min(history["val_loss"])
+    saved = load_checkpoint(tmp_path / "best.safetensors")
+    assert saved.epoch == int(np.argmin(history["val_loss"]))
+    names = sorted(p.name for p in tmp_path.glob("m-*.safetensors"))
+    expected = [
+        f"m-{e + 1:02d}-{v:.3f}.safetensors" for e, v in enumerate(history["loss"])
+    ]
+    assert names == sorted(expected)
+    last = load(tmp_path / expected[-1])
+    assert np.array_equal(last.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("template", ["{epoch.__class__}.st", "{nope}.st", "{0}.st"])
+def test_model_checkpoint_file_names_accept_plain_fields_only(template, tmp_path):
+    X, y = gn.datasets.load_iris()
+    model = gn.Sequential(gn.Dense(4, 3), seed=0)
+    callback = gn.ModelCheckpoint(str(tmp_path / template))
+    with pytest.raises(gn.ConfigError, match="ModelCheckpoint"):
+        model.fit(X, y, epochs=1, verbose=0, callbacks=[callback])
+
+
+def test_history_csv_round_trip(tmp_path):
+    from glassnet.datafiles import read_history_csv, write_history_csv
+
+    X, y = gn.datasets.load_iris()
+    model = gn.Sequential(gn.Dense(4, 3), seed=0)
+    history = model.fit(X, y, epochs=3, verbose=0, validation_split=0.2)
+    write_history_csv(history, tmp_path / "h.csv")
+    back = read_history_csv(tmp_path / "h.csv")
+    assert back.epoch == history.epoch and back.history == history.history
