@@ -11,6 +11,7 @@ import pytest
 import glassnet as gn
 
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # tiny tensors: more threads only add waiting
 F = torch.nn.functional
 
 pytestmark = pytest.mark.torch
