@@ -67,6 +67,13 @@ class ExplainReport(Report):
         """True when every checked formula agrees with the code's backward."""
         return all(e.matches for e in self._entries())
 
+    def only(self, *which) -> "ExplainReport":
+        """The same report for some layers only: indices, and "loss" for the loss."""
+        layers = [e for e in self.layers if e.index in which]
+        loss = self.loss if "loss" in which else None
+        title = f"{self.title}, layers {', '.join(str(w) for w in which)}"
+        return ExplainReport(title, self.input_shape, layers, loss, self.format)
+
     def _entries(self) -> list[LayerExplanation]:
         return self.layers + ([self.loss] if self.loss is not None else [])
 
