@@ -35,19 +35,33 @@ class Optimizer:
 
     def step(self, params=None) -> None:
         """Update the bound parameters (or bind to `params` first) from their .grad."""
-        if params is not None and not self._is_bound_to(params):
-            self.bind(params)
+        if params is not None:
+            self.ensure_bound(params)
         elif not hasattr(self, "_data"):
             raise CallOrderError(
                 f"{type(self).__name__}.step(): no parameters; call "
                 "step(model.parameters()) or bind(...) first"
             )
-        elif self.params and self.params[0].data.base is not (
-            self._data if self._data.base is None else self._data.base  # buffer owner
-        ):
-            self.bind(self.params)  # another optimizer re-homed the parameters
+        elif self.params and not self._holds(self.params[0], self.params[-1]):
+            self.ensure_bound(self.params)
         self.t += 1
         self._update(self._data, self._grad)
+
+    def ensure_bound(self, params) -> None:
+        """Bind to params unless already bound to them. If they are the bound
+        parameters but no longer live in this optimizer's buffer (the model and
+        optimizer were copied or unpickled, or another optimizer gathered them),
+        gather them again and keep the state (moments, step count)."""
+        params = params if isinstance(params, list) else list(params)
+        if not hasattr(self, "_data") or not self._is_bound_to(params):
+            self.bind(params)
+        elif not self._holds(*params):
+            self._data, self._grad = flatten(self.params)
+            self._tmp = np.empty_like(self._data)
+
+    def _holds(self, *params: Parameter) -> bool:
+        owner = self._data if self._data.base is None else self._data.base
+        return all(p.data.base is owner for p in params)
 
     def _is_bound_to(self, params) -> bool:
         mine = self.params

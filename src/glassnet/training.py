@@ -34,8 +34,7 @@ class Trainer:
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         params = model.parameters()
-        if not optimizer._is_bound_to(params) or not hasattr(optimizer, "_data"):
-            optimizer.bind(params)
+        optimizer.ensure_bound(params)
         self.layers = list(model.layers)
         self.reversed_layers = self.layers[::-1]
 
