@@ -145,8 +145,10 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class CosineDecay(LearningRateSchedule):
-    """Cosine annealing from initial_lr to min_lr over t_max epochs, then min_lr,
-    as torch's CosineAnnealingLR (without restarts)."""
+    """Cosine annealing from initial_lr to min_lr over t_max epochs, then min_lr.
+
+    Matches torch's CosineAnnealingLR for epochs up to t_max; after t_max torch's
+    rate rises again along the cosine, while this one stays at min_lr."""
 
     def __init__(self, t_max: int, min_lr: float = 0.0) -> None:
         check_positive_int("CosineDecay", t_max=t_max)

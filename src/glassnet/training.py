@@ -268,7 +268,9 @@ def fit(
         cb.on_train_begin(logs)
         if getattr(cb, "initial_epoch", None) is not None:  # a restored checkpoint
             initial_epoch = cb.initial_epoch
-    with trainer:
+    # A diverging run ends in TrainingDivergedError below; NumPy's overflow warnings on
+    # the way there would only repeat it.
+    with trainer, np.errstate(over="ignore", invalid="ignore"):
         weights = optimizer._data
         snapshot = weights.copy()  # last weights known to be finite
         for epoch in range(initial_epoch, epochs):
@@ -288,7 +290,7 @@ def fit(
                 if not math.isfinite(value):
                     weights[...] = snapshot
                     raise TrainingDivergedError(
-                        f"fit: loss became {value} at epoch {epoch}, step {start // batch}; "
+                        f"fit: loss became {value} at epoch {epoch + 1}, step {start // batch + 1}; "
                         "restored the weights from the start of that epoch "
                         "(lower the learning rate or check the data)"
                     )
@@ -299,7 +301,7 @@ def fit(
             if not np.isfinite(weights).all():  # the epoch's last update overflowed
                 weights[...] = snapshot
                 raise TrainingDivergedError(
-                    f"fit: weights became NaN or inf during epoch {epoch}; "
+                    f"fit: weights became NaN or inf during epoch {epoch + 1}; "
                     "restored the weights from that epoch's start (lower the learning rate)"
                 )
             # like Keras: the mean over the epoch's batches, weights changing as it goes
