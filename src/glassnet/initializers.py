@@ -2,8 +2,9 @@
 
 Each takes the weight's fan-in and fan-out and returns an array of `shape`.
 Sequential picks one per Dense layer from the activation that follows it:
-He for ReLU and LeakyReLU, Glorot otherwise (tanh, sigmoid, softmax, linear),
-the defaults recommended by Glorot & Bengio (2010) and He et al. (2015).
+He for ReLU and LeakyReLU (He et al., 2015), "uniform" (PyTorch's default,
+bias drawn too) for Sigmoid and Softmax, Glorot otherwise (tanh, linear), as
+recommended by Glorot & Bengio (2010). Sequential's docstring says why.
 """
 
 import numpy as np

@@ -31,8 +31,16 @@ class Sequential(Layer):
     never touched. dtype is float32 (fast, the default) or float64.
     A string among the layers is an activation name ("tanh", "relu", ...).
 
-    Each Dense layer without an explicit init gets He initialisation when a ReLU
-    or LeakyReLU follows it and Glorot otherwise.
+    Each Dense layer without an explicit init is initialised from the layer that
+    follows it: He (normal, zero bias) before ReLU or LeakyReLU; before Sigmoid or
+    Softmax, PyTorch's Linear default "uniform": weight and bias both drawn from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Glorot (uniform, zero bias) otherwise
+    (tanh, linear, logits). Glorot's variance argument assumes a zero-centred
+    activation with slope 1 at 0 (tanh), which sigmoid is not; the smaller
+    fan-in scale and random biases (which keep every unit's initial boundary
+    from passing through the origin) train the seed's 2-2-2 sigmoid XOR network
+    to 44/50 seeds, against 38/50 with Glorot and zero biases (PyTorch: 43/50;
+    examples/xor.py).
     """
 
     def __init__(self, *layers, seed: int | None = None, dtype=np.float32) -> None:
@@ -59,8 +67,13 @@ class Sequential(Layer):
     def _initialize(self) -> None:
         for i, layer in enumerate(self.layers):
             following = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            relu_next = isinstance(following, (ReLU, LeakyReLU))
-            layer.initialize(self.rng, self.dtype, "he_normal" if relu_next else "glorot_uniform")
+            if isinstance(following, (ReLU, LeakyReLU)):
+                init = "he_normal"
+            elif isinstance(following, (Sigmoid, Softmax)):
+                init = "uniform"  # PyTorch's Linear default, bias included
+            else:
+                init = "glorot_uniform"
+            layer.initialize(self.rng, self.dtype, init)
             for p in layer.parameters():  # a custom layer's own arrays join the dtype
                 if p.data.dtype != self.dtype:
                     data = p.data.astype(self.dtype)

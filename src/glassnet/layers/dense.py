@@ -23,7 +23,10 @@ class Dense(Layer):
         dL/dx      = dout @ weight.T   (N, M) @ (M, D) -> (N, D)
 
     init: name of an initializer (see glassnet.initializers); None lets Sequential
-    choose from the next activation (He before ReLU, Glorot otherwise).
+    choose from the next activation (He before ReLU, "uniform" before Sigmoid or
+    Softmax, Glorot otherwise; see Sequential). The bias starts at zero, except
+    with "uniform", PyTorch's default, which draws it like the weight from
+    U(-1/sqrt(in_features), 1/sqrt(in_features)).
     """
 
     def __init__(
@@ -47,11 +50,15 @@ class Dense(Layer):
         self.initialize(rng or np.random.default_rng(), dtype, None)
 
     def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
-        scheme = get_initializer(self.init or init or "glorot_uniform")
+        name = self.init or init or "glorot_uniform"
+        scheme = get_initializer(name)
         D, M = self.in_features, self.out_features
         w = scheme(rng, (D, M), D, M, dtype)
         self.weight._rebind(w, np.zeros_like(w))
-        self.bias._rebind(np.zeros(M, dtype), np.zeros(M, dtype))
+        # "uniform" is PyTorch's Linear default, which draws the bias from the same
+        # U(-1/sqrt(D), 1/sqrt(D)); every other scheme starts the bias at zero.
+        b = scheme(rng, (M,), D, M, dtype) if name == "uniform" else np.zeros(M, dtype)
+        self.bias._rebind(b, np.zeros_like(b))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
