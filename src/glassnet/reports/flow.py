@@ -1,10 +1,11 @@
 """gn.gradient_flow(model, X, y, loss): where the gradient shrinks, grows or dies.
 
 One forward/backward pass (on a float64 copy, in training mode) reported per
-layer: the activations' mean and spread, the fraction of saturated Sigmoid/Tanh
-outputs or dead ReLU units, the norm of the upstream gradient dL/d(out) each
-layer receives and of the dL/dx it passes down, and |dL/dW| / |W| for its
-weights. Warning lines name the layers where the gradient vanishes or explodes.
+layer: the activations' mean and spread, the fraction of saturated outputs
+(Sigmoid, Tanh; Softmax rows above 0.99) or dead ReLU units, the norm of the
+upstream gradient dL/d(out) each layer receives and of the dL/dx it passes
+down, and |dL/dW| / |W| for its weights. Warning lines name the layers where
+the gradient vanishes or explodes.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ import numpy as np
 from glassnet.reports._table import Report, Section, Table, layer_name, shape_str
 from glassnet.reports._trace import layers_of, run_trace
 
-SATURATED = {"Sigmoid": 0.01, "Tanh": 0.01}  # |out - its limit| below this
+SATURATED = {"Sigmoid": 0.01, "Tanh": 0.01, "Softmax": 0.01}  # |out - a limit| below
 DEAD_KINDS = ("ReLU",)
 
 
@@ -27,7 +28,7 @@ class FlowRow:
     output_shape: tuple
     mean: float
     std: float
-    saturated: float | None  # fraction of Sigmoid/Tanh outputs within 0.01 of a limit
+    saturated: float | None  # Sigmoid/Tanh outputs within 0.01 of a limit; Softmax rows
     dead: float | None  # fraction of ReLU units that are 0 for every example
     grad_norm: float  # |dL/d(out)|, the upstream gradient this layer receives
     dx_norm: float | None  # |dL/dx| it passes down
@@ -150,9 +151,9 @@ def gradient_flow(
 
     loss: as in fit (None infers it from the model and y). A warning is raised
     for a layer whose upstream gradient norm is below `vanishing` or above
-    `exploding` times the norm at the network's output, for a Sigmoid/Tanh with
-    more than `saturated` of its outputs saturated, and for a ReLU with more
-    than `dead` of its units dead. The model itself is not changed.
+    `exploding` times the norm at the network's output, for a Sigmoid, Tanh or
+    Softmax with more than `saturated` of its outputs saturated, and for a ReLU
+    with more than `dead` of its units dead. The model itself is not changed.
     """
     from glassnet._validation import as_float_array
     from glassnet.losses import get_loss
@@ -184,6 +185,8 @@ def gradient_flow(
             row.saturated = float(np.mean((out < 0.01) | (out > 0.99)))
         elif kind == "Tanh":
             row.saturated = float(np.mean(np.abs(out) > 0.99))
+        elif kind == "Softmax" and out.ndim == 2:  # rows that put > 0.99 on one class
+            row.saturated = float(np.mean(out.max(axis=1) > 0.99))
         if _kind(t.layer, DEAD_KINDS) and out.shape[0] > 0:
             row.dead = float(np.mean(np.all(out <= 0.0, axis=0)))  # never active
         for p in t.layer.parameters():
