@@ -470,3 +470,20 @@ def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_gradient_flow_plot_has_a_bar_per_layer():
+    pytest.importorskip("matplotlib").use("Agg")
+    X, y = gn.datasets.load_iris()
+    report = gradient_flow(iris_net(), X, y)
+    figure = report.plot()
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert len(labels) == len(report.rows) and "Tanh" in labels[1]
+
+
+def test_only_keeps_the_chosen_layers_and_the_loss():
+    report = explain(iris_net(), (4,), batch_size=3, loss="mse")
+    part = report.only(1, "loss")
+    assert [e.index for e in part.layers] == [1] and part.loss is report.loss
+    assert "[1] Tanh" in str(part) and "[0] Dense" not in str(part)
+    assert report.only(0).loss is None
