@@ -487,3 +487,21 @@ def test_only_keeps_the_chosen_layers_and_the_loss():
     assert [e.index for e in part.layers] == [1] and part.loss is report.loss
     assert "[1] Tanh" in str(part) and "[0] Dense" not in str(part)
     assert report.only(0).loss is None
+
+
+def test_cli_explains_a_training_config_with_its_loss(tmp_path, capsys):
+    pytest.importorskip("glassnet.config")
+    from glassnet import cli
+
+    if not hasattr(cli, "model_from_config"):
+        pytest.skip("this glassnet builds no models from configs")
+    config = tmp_path / "iris.toml"
+    config.write_text(
+        'seed = 0\n[data]\nbuiltin = "iris"\n[model]\nlayers = [\n'
+        '  { type = "Dense", in_features = 4, out_features = 8 }, "tanh",\n'
+        '  { type = "Dense", in_features = 8, out_features = 3 },\n]\n'
+        '[train]\nloss = "softmax_cross_entropy"\nepochs = 1\n'
+    )
+    assert cli.main(["explain", str(config), "--batch-size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "[2] Dense(8, 3)" in out and "(p - y) / 10" in out

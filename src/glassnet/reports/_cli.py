@@ -80,6 +80,15 @@ def load_model(path: str):
     return gn.load(path)
 
 
+def _config_loss(path: str) -> str | None:
+    """The loss a training config names, if the path is one and it names one."""
+    if not str(path).lower().endswith(".toml"):
+        return None
+    from glassnet.config import load_config
+
+    return getattr(load_config(path), "loss", None)
+
+
 def run(args) -> int:
     """Print the report `args.command` asks for; 0, or 1 with a one-line error."""
     from glassnet.reports.explain import explain
@@ -91,8 +100,9 @@ def run(args) -> int:
         if args.command == "summary":
             report = model.summary(args.input_shape, batch_size=args.batch_size)
         else:
+            loss = args.loss or _config_loss(args.model)
             report = explain(
-                model, args.input_shape, batch_size=args.batch_size, loss=args.loss
+                model, args.input_shape, batch_size=args.batch_size, loss=loss
             )
     except (GlassnetError, OSError) as exc:
         print(f"glassnet {args.command}: error: {exc}", file=sys.stderr)
