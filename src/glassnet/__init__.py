@@ -123,7 +123,7 @@ __all__ = [
 _LAZY_SUBMODULES = {"plot", "sklearn"}
 
 
-# Report functions, loaded on first use (glassnet.reports): gn.explain, gn.gradient_flow.
+# Report functions, loaded on first use from glassnet.reports: explain, gradient_flow.
 _LAZY_REPORTS = {"explain", "gradient_flow"}
 
 

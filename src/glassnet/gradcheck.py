@@ -236,8 +236,8 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
                             np.nan, np.inf, False,
                             f"the analytic gradient has {got}, expected {value.shape} "
                             "(a gradient always has the shape of what it differentiates)"
-                            + ("" if analytic is None
-                               else _diagnosis.shape_hint(np.shape(analytic), value.shape)))
+                            + ("" if analytic is None else
+                               _diagnosis.shape_hint(np.shape(analytic), value.shape)))
     analytic = np.asarray(analytic, np.float64)
     total = value.size
     if total <= max_elements:
