@@ -49,6 +49,7 @@ class SummaryReport(Report):
         self.dtype = np.dtype(dtype)
         self.rows: list[SummaryRow] = rows
         self.totals: dict = totals
+        self.first_skips_dx = False  # fit skips layer 0's dL/dx (it has input_grad)
         self.title = (
             f"{model_name} summary: batch of {self.batch_size}, input "
             f"{shape_str(input_shape)}, {self.dtype.name}"
@@ -118,7 +119,7 @@ class SummaryReport(Report):
             "dL/dx has the input's shape",
         ] + (
             ["fit skips layer 0's dL/dx: the data needs no gradient"]
-            if self.rows and self.rows[0].layer.startswith("Dense")
+            if self.first_skips_dx
             else []
         )
 
@@ -205,4 +206,6 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
     model_name = type(model).__name__
     if not hasattr(model, "layers"):
         model_name = f"{model_name} (one layer)"
-    return SummaryReport(model_name, shape, dtype, rows, totals)
+    report = SummaryReport(model_name, shape, dtype, rows, totals)
+    report.first_skips_dx = bool(traces) and hasattr(traces[0].layer, "input_grad")
+    return report
