@@ -61,6 +61,22 @@ class WeightTransposed(UserDense):
         return dx
 
 
+class WeightScaled(UserDense):
+    """dL/dW off by a constant: seed 003's -2 * (y - p) where the loss has no 2,
+    the sign of p - y flipped, or a 1/N missing or applied twice."""
+
+    factor = 1.0
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.weight.grad = self.weight.grad * self.factor
+        return dx
+
+
+def scaled(factor):
+    return type(f"WeightTimes{factor:g}", (WeightScaled,), {"factor": factor})(3, 2)
+
+
 class InputUsesW(UserDense):
     def backward(self, dout):
         super().backward(dout)
@@ -170,6 +186,18 @@ PLANTED = [
     ),
     pytest.param(WeightTransposed(3, 3), 5, "weight", "is transposed", id="transposed"),
     pytest.param(InputUsesW(3, 3), 5, "input", "uses W where it needs W.T", id="dx-W"),
+    pytest.param(scaled(2.0), 5, "weight", "analytic = 2 x numeric", id="factor-2"),
+    pytest.param(scaled(-1.0), 5, "weight", "the sign is flipped", id="factor-minus-1"),
+    pytest.param(
+        scaled(5.0),
+        5,
+        "weight",
+        "= 5 x numeric: a missing 1/N (N = 5 is this batch",
+        id="factor-N",
+    ),
+    pytest.param(
+        scaled(0.2), 5, "weight", "= numeric / 5: an extra 1/N", id="factor-1/N"
+    ),
     pytest.param(
         Accumulates(3, 2),
         5,
