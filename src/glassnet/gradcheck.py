@@ -436,29 +436,37 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
             _diagnosis.refine_layer_rows(model, x, dout, grads, rows)
         report.notes.extend(_diagnosis.report_notes(rows))
     if is_model and not report.passed:
-        report.notes.extend(_locate_faulty_layers(model, x, eps, threshold, max_elements, rng))
+        report.notes.extend(
+            _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report)
+        )
     return report
 
 
-def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng) -> list[str]:
+def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report) -> list[str]:
     """Check every layer alone on the input it saw; name those that fail."""
     inputs = []
     a = x
     for layer in model.layers:
         inputs.append(a.copy())
         a = layer.forward(a)
-    faulty = []
+    faulty, faulty_index = [], set()
     for i, (layer, a) in enumerate(zip(model.layers, inputs)):
         sub = _check_layer(layer, a, None, None, eps, threshold, max_elements, rng)
         if not sub.passed:
+            faulty_index.add(i)
             bad = ", ".join(
                 f"{r.name}" + (f" ({r.diagnosis})" if r.diagnosis else "") for r in sub.failures()
             )
             faulty.append(f"faulty layer {i} ({type(layer).__name__}): its backward disagrees "
                           f"with its own forward for {bad}")
-    if faulty and len(faulty) < len(model.layers):
-        faulty.append("rows of other layers fail only because the wrong gradient flows "
-                      "through them")
+    downstream = [
+        r.name for r in report.failures() if r.name.split(".")[0] not in map(str, faulty_index)
+    ]
+    if faulty and downstream:
+        faulty.append(
+            f"{', '.join(downstream)}: these rows fail only because the faulty "
+            "layer's wrong gradient flows back through them"
+        )
     return faulty
 
 
