@@ -121,7 +121,9 @@ def make_letters(n_samples: int = 200, noise: float = 0.1, *, one_hot: bool = Fa
     y = rng.permutation(np.arange(n_samples) % 2)
     X = np.zeros((n_samples, 1, 6, 6))
     for n, letter in enumerate(y):
-        h, w = rng.integers(4, 7, size=2)
+        h, w = rng.integers(5, 7, size=2)
+        if letter == 1:
+            w = h  # an X in a square box keeps straight diagonals
         top, left = rng.integers(0, 7 - h), rng.integers(0, 7 - w)
         mask = _letter(int(letter), int(h), int(w), rounded=bool(rng.random() < 0.5))
         brightness = rng.uniform(0.6, 1.0, size=(h, w))
