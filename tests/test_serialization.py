@@ -621,10 +621,18 @@ save_checkpoint(final, model, optimizer, epoch=7, history=history, rng=callbacks
 def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
     def run(mode, backup, final):
         return subprocess.run(
-            [sys.executable, "-c", _RESUME_SCRIPT, str(tmp_path / backup),
-             str(tmp_path / final), mode, variant],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                _RESUME_SCRIPT,
+                str(tmp_path / backup),
+                str(tmp_path / final),
+                mode,
+                variant,
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     plain = run("run", "plain-backup.ckpt", "plain.ckpt")  # never interrupted
     assert plain.returncode == 0, plain.stderr
@@ -649,6 +657,8 @@ def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
     assert (a.fit_rng_state is None) == (variant == "adam")
     assert a.history.epoch == b.history.epoch == list(range(8))
     assert a.history.history == b.history.history
+    order = ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]  # as fit logs them
+    assert list(a.history.history) == list(b.history.history) == order
     assert (tmp_path / "plain.ckpt").read_bytes() == (
         tmp_path / "resumed.ckpt"
     ).read_bytes()
@@ -658,8 +668,14 @@ def test_restore_refuses_another_architecture_or_optimizer(tmp_path):
     X, y = gn.datasets.load_iris()
     path = tmp_path / "b.ckpt"
     model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
-    model.fit(X, y, optimizer=gn.Adam(), epochs=2, verbose=0,
-              callbacks=[gn.BackupAndRestore(path, delete_on_end=False)])  # fmt: skip
+    model.fit(
+        X,
+        y,
+        optimizer=gn.Adam(),
+        epochs=2,
+        verbose=0,
+        callbacks=[gn.BackupAndRestore(path, delete_on_end=False)],
+    )
     other = gn.Sequential(gn.Dense(4, 6), gn.Tanh(), gn.Dense(6, 3), seed=0)
     with pytest.raises(ModelFileError, match="different model architecture"):
         restore_checkpoint(path, other, gn.Adam())
@@ -680,8 +696,15 @@ def test_model_checkpoint_saves_the_best_epoch(tmp_path):
         str(tmp_path / "m-{epoch:02d}-{loss:.3f}.safetensors"),
         include_training_state=False,
     )
-    history = model.fit(X, y, optimizer=gn.SGD(lr=0.05), epochs=5, verbose=0,
-                        validation_split=0.2, callbacks=[best, every])  # fmt: skip
+    history = model.fit(
+        X,
+        y,
+        optimizer=gn.SGD(lr=0.05),
+        epochs=5,
+        verbose=0,
+        validation_split=0.2,
+        callbacks=[best, every],
+    )
     assert best.best == min(history["val_loss"])
     saved = load_checkpoint(tmp_path / "best.safetensors")
     assert saved.epoch == int(np.argmin(history["val_loss"]))

@@ -13,7 +13,7 @@ model) whose metadata also holds "training":
                P = the model's parameter count
     rng        model.rng.bit_generator.state (JSON integers, exact)
     fit_rng    the same for fit's own generator when fit(seed=...) made one
-    history    {"epoch": [0, 1, ...], "history": {"loss": [...], ...}}
+    history    {"epoch": [0, 1, ...], "history": [["loss", [...]], ...]}
 
 With all of it restored, training resumed after epoch k (in a new process)
 ends bitwise equal to a run that was never interrupted.
@@ -48,7 +48,7 @@ _TRAINING_KEYS = {"epoch", "optimizer", "rng", "fit_rng", "history"}
 
 def _history_to_json(history: History | None) -> dict:
     if history is None:
-        return {"epoch": [], "history": {}}
+        return {"epoch": [], "history": []}
 
     def number(v):  # strict JSON has no NaN or inf: write those as strings
         v = float(v)
@@ -56,7 +56,9 @@ def _history_to_json(history: History | None) -> dict:
 
     return {
         "epoch": [int(e) for e in history.epoch],
-        "history": {k: [number(v) for v in vs] for k, vs in history.history.items()},
+        # pairs, not a map: the JSON is written with sorted keys, and the order
+        # of the logged quantities (the history CSV's columns) must survive
+        "history": [[k, [number(v) for v in vs]] for k, vs in history.history.items()],
     }
 
 
@@ -175,7 +177,11 @@ def _history_from_json(data, path) -> History:
         isinstance(data, dict)
         and set(data) == {"epoch", "history"}
         and isinstance(data["epoch"], list)
-        and isinstance(data["history"], dict)
+        and isinstance(data["history"], list)
+        and all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+            for pair in data["history"]
+        )
     ):
         raise ModelFileError(
             path, f"training history must be {{epoch, history}}, got {_short(data)}"
@@ -185,7 +191,7 @@ def _history_from_json(data, path) -> History:
         raise ModelFileError(path, "training history epochs must be integers")
     history = History()
     history.epoch = list(data["epoch"])
-    for key, values in data["history"].items():
+    for key, values in data["history"]:
         if not isinstance(values, list) or len(values) != n:
             raise ModelFileError(
                 path, f"training history {key!r} must be a list of {n} numbers"

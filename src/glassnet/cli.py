@@ -1,7 +1,10 @@
 """The `glassnet` command: argparse in front of library calls, no math here."""
 
 import argparse
+import os
 import sys
+
+from glassnet.errors import GlassnetError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=300, help="training epochs (default 300)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_report_commands(commands)
+    _add_io_commands(commands)
     return parser
 
 
@@ -23,6 +27,24 @@ def _add_report_commands(commands) -> None:
     from glassnet.reports import _cli
 
     _cli.add_commands(commands)
+
+
+def _add_io_commands(commands) -> None:
+    """`glassnet train`, `predict`, `gradcheck` and `plot` (see glassnet._commands)."""
+    from glassnet import _commands
+
+    _commands.add_commands(commands)
+
+
+def model_from_config(path: str):
+    """The untrained model a training configuration (TOML) describes."""
+    from glassnet.config import build_model, load_config
+
+    return build_model(load_config(path))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).replace("\n", "; ").split()) or type(exc).__name__
 
 
 def demo(epochs: int, seed: int) -> int:
@@ -60,9 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             from glassnet.reports import _cli
 
             return _cli.run(args)
+        if args.command in ("train", "predict", "gradcheck", "plot"):
+            from glassnet import _commands
+
+            return getattr(_commands, args.command)(args)
     except KeyboardInterrupt:
+        print("glassnet: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `glassnet ... | head` closed the pipe: exit quietly
-        sys.stderr.close()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit stays silent
         return 0
+    except (GlassnetError, OSError, ValueError, ImportError) as exc:
+        # a missing, malformed or malicious file: one line, no traceback
+        print(f"glassnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     return 2
