@@ -8,6 +8,7 @@ binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
 
 import numpy as np
 
+from glassnet._kernels import ONE_HOT_MAX_CLASSES, one_hot, row_max, row_sums
 from glassnet._validation import check_labels
 from glassnet.errors import ConfigError, DataError, ShapeError
 
@@ -107,10 +108,12 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
-        N = logits.shape[0]
-        shifted = logits - logits.max(axis=1, keepdims=True)  # exp() cannot overflow
+        N, K = logits.shape
+        if target.ndim == 1 and K <= ONE_HOT_MAX_CLASSES:
+            target = one_hot(target, K, logits.dtype)  # (N,) -> (N, K): faster below
+        shifted = logits - row_max(logits)[:, None]  # exp() cannot overflow
         exp = np.exp(shifted)
-        sums = exp.sum(axis=1, keepdims=True)
+        sums = row_sums(exp)[:, None]  # (N, 1)
         log_probs = shifted - np.log(sums)  # (N, K)
         exp /= sums  # probabilities, reused by backward
         scale = self._scale(N)
