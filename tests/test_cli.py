@@ -5,12 +5,16 @@ arguments, one line and exit 1 (no traceback) on a bad file, exit 130 on Ctrl-C
 with the checkpoint intact, quiet exit when stdout's reader goes away.
 """
 
+import contextlib
+import io
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -425,3 +429,31 @@ def test_plot_writes_png_files(trained, tmp_path):
     nothing = glassnet("plot", "xor.safetensors", cwd=tmp_path)
     _one_line_error(nothing, "plot", "no Conv2D layer")
     assert os.path.getsize(tmp_path / "xor.png") > 1000
+
+
+# -- the README's section ----------------------------------------------------------
+
+
+def _readme_section() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("## Save, load, checkpoints and the command line")
+    end = readme.index("\n## ", start + 1)
+    return readme[start:end]
+
+
+def test_readme_section_snippets_run(tmp_path, monkeypatch):
+    section = _readme_section()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for code in re.findall(r"^```python\n(.*?)^```", section, re.S | re.M):
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, "README.md", "exec"), namespace)
+    assert not (tmp_path / "iris.ckpt").exists()  # removed after the normal end
+    (toml,) = re.findall(r"^```toml\n(.*?)^```", section, re.S | re.M)
+    (tmp_path / "iris.toml").write_text(toml)
+    result = glassnet("train", "iris.toml", "--epochs", 3, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert gn.load(tmp_path / "iris.safetensors").predict(np.ones((1, 4))).shape == (
+        1,
+        3,
+    )

@@ -18,7 +18,8 @@
     ]
 
     [train]
-    loss = "softmax_cross_entropy"  # optional: inferred as fit does
+    loss = "softmax_cross_entropy"  # optional, inferred as fit does; name it for
+                                    # labels read from a CSV file (read as floats)
     epochs = 100
     batch_size = 16                 # optional; 0 for full batch
     validation_split = 0.2          # optional

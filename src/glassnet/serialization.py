@@ -288,6 +288,8 @@ class ModelFile:
             return "it looks like a zip archive (.npz, .pt, .keras), not safetensors"
         if prefix[:6] == b"\x93NUMPY":
             return "it looks like a .npy array file, not safetensors"
+        if all(32 <= b < 127 or b in b"\t\r\n" for b in prefix):
+            return "it looks like a text file (CSV, TOML?), not a model file"
         return "it is not a safetensors file, or it is corrupt"
 
     def _check_tensors(self, header: dict) -> dict[str, _Tensor]:
