@@ -279,13 +279,13 @@ def fit(
     batch = N if batch_size is None else min(batch_size, N)
     threshold = _threshold(loss_fn)
     model.stop_training = False
-    bar = _progress(verbose, epochs, initial_epoch)
     logs: dict = {}
     trainer = Trainer(model, loss_fn, optimizer)
     for cb in callbacks:
         cb.on_train_begin(logs)
         if getattr(cb, "initial_epoch", None) is not None:  # a restored checkpoint
             initial_epoch = cb.initial_epoch
+    bar = _progress(verbose, epochs, initial_epoch)
     # A diverging run ends in TrainingDivergedError below; NumPy's overflow warnings on
     # the way there would only repeat it.
     with trainer, np.errstate(over="ignore", invalid="ignore"):
