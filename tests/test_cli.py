@@ -324,7 +324,9 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_same_command_resumes(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
-    while not checkpoint.exists() and time.monotonic() < deadline:
+    while (
+        not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     time.sleep(0.2)  # a few more epochs, so Ctrl-C may land inside a save
     child.send_signal(signal.SIGINT)

@@ -708,6 +708,8 @@ def test_model_checkpoint_saves_the_best_epoch(tmp_path):
     assert best.best == min(history["val_loss"])
     saved = load_checkpoint(tmp_path / "best.safetensors")
     assert saved.epoch == int(np.argmin(history["val_loss"]))
+    as_model = load(tmp_path / "best.safetensors")  # a checkpoint is a model file too
+    assert np.array_equal(as_model.predict(X), saved.model.predict(X))
     names = sorted(p.name for p in tmp_path.glob("m-*.safetensors"))
     expected = [
         f"m-{e + 1:02d}-{v:.3f}.safetensors" for e, v in enumerate(history["loss"])
