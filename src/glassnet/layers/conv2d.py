@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from glassnet._im2col import ConvGrid, same_padding
+from glassnet._kernels import ones
 from glassnet._validation import check_positive_int
 from glassnet.errors import ConfigError, ShapeError
 from glassnet.initializers import get_initializer
@@ -147,8 +148,9 @@ class Conv2D(Layer):
         dw = np.matmul(g, cols.transpose(0, 2, 1))  # (N, F, C*KH*KW)
         self.weight.grad = dw.sum(axis=0).reshape(self.weight.shape)  # (F, C, KH, KW)
         # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
-        ones = np.ones(g.shape[2], dtype=g.dtype)
-        np.sum(g @ ones, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
+        np.sum(
+            g @ ones(g.shape[2], g.dtype), axis=0, out=self.bias.grad
+        )  # (N, F) -> (F,)
         if not self.input_grad:
             return None
         # col2im fused with its matrix product: the pixels read by offset (i, j)
