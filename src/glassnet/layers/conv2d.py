@@ -148,9 +148,8 @@ class Conv2D(Layer):
         dw = np.matmul(g, cols.transpose(0, 2, 1))  # (N, F, C*KH*KW)
         self.weight.grad = dw.sum(axis=0).reshape(self.weight.shape)  # (F, C, KH, KW)
         # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
-        np.sum(
-            g @ ones(g.shape[2], g.dtype), axis=0, out=self.bias.grad
-        )  # (N, F) -> (F,)
+        per_example = g @ ones(g.shape[2], g.dtype)  # (N, F, L) @ (L,) -> (N, F)
+        np.sum(per_example, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
         if not self.input_grad:
             return None
         # col2im fused with its matrix product: the pixels read by offset (i, j)
