@@ -313,8 +313,14 @@ def test_output_shape_of_a_lenet_stack_matches_its_forward_pass(rng):
     [
         (lambda: gn.Conv2D(0, 2, 3), r"Conv2D: .*in_channels=0"),
         (lambda: gn.Conv2D(1, 2.5, 3), r"Conv2D: .*out_channels=2.5"),
-        (lambda: gn.Conv2D(1, 2, 0), r"Conv2D: .*kernel_size=0"),
-        (lambda: gn.Conv2D(1, 2, (3, 3, 3)), r"Conv2D: kernel_size must be an int or"),
+        (
+            lambda: gn.Conv2D(1, 2, 0),
+            r"Conv2D: kernel_size must be an int >= 1 .*got 0",
+        ),
+        (lambda: gn.Conv2D(1, 2, (3, 0)), r"kernel_size must be .* got \(3, 0\)"),
+        (lambda: gn.Conv2D(1, 2, (3, 3, 3)), r"pair \(h, w\) of them, got \(3, 3, 3\)"),
+        (lambda: gn.Conv2D(1, 2, 3, padding=np.int64(-2)), r"padding must be"),
+        (lambda: gn.Conv2D(1, 2, 3, padding=np.zeros(2)), r"padding must be"),
         (lambda: gn.Conv2D(1, 2, 3, stride=0), r"Conv2D: .*stride=0"),
         (lambda: gn.Conv2D(1, 2, 3, padding=-1), r"padding must be .*got -1"),
         (lambda: gn.Conv2D(1, 2, 3, padding="valid"), r"padding .* got 'valid'"),

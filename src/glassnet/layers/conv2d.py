@@ -6,7 +6,7 @@ import numpy as np
 
 from glassnet._im2col import ConvGrid, same_padding
 from glassnet._kernels import ones
-from glassnet._validation import check_positive_int
+from glassnet._validation import _is_positive_int, check_positive_int
 from glassnet.errors import ConfigError, ShapeError
 from glassnet.initializers import get_initializer
 from glassnet.layers.base import Layer
@@ -16,12 +16,20 @@ from glassnet.parameter import Parameter
 def _pair(owner: str, name: str, value) -> tuple[int, int]:
     """An int k or a pair (kh, kw) of ints >= 1, as a pair."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
+    if len(pair) != 2 or not all(_is_positive_int(v) for v in pair):
         raise ConfigError(
-            f"{owner}: {name} must be an int or a pair (h, w), got {value!r}"
+            f"{owner}: {name} must be an int >= 1 or a pair (h, w) of them, "
+            f"got {value!r}"
         )
-    check_positive_int(owner, **{name: pair[0]}, **{f"{name}_w": pair[1]})
     return int(pair[0]), int(pair[1])
+
+
+def _valid_padding(padding) -> bool:
+    """ "same", or an int >= 0 (not a bool: True would pass as 1)."""
+    if isinstance(padding, str):
+        return padding == "same"
+    is_int = isinstance(padding, numbers.Integral) and not isinstance(padding, bool)
+    return is_int and padding >= 0
 
 
 def shape_text(shape) -> str:
@@ -102,11 +110,7 @@ class Conv2D(Layer):
             "Conv2D", in_channels=in_channels, out_channels=out_channels, stride=stride
         )
         KH, KW = _pair("Conv2D", "kernel_size", kernel_size)
-        if padding != "same" and not (
-            isinstance(padding, numbers.Integral)
-            and not isinstance(padding, bool)
-            and padding >= 0
-        ):
+        if not _valid_padding(padding):
             raise ConfigError(
                 f"Conv2D: padding must be an int >= 0 or 'same', got {padding!r}"
             )
