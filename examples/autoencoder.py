@@ -5,7 +5,7 @@ Run:  python examples/autoencoder.py [--tiny]
 Prints, in order:
   * the held-out reconstruction MSE of an 8 -> 2 -> 8 -> 8 autoencoder trained with
     Adam on data near a 2-D surface (gn.datasets.make_correlated), as a fraction of
-    the data variance: about 6 % (the noise alone is about 5 %);
+    the data variance: 5.8 % (the added noise alone accounts for 5.6 %);
   * gn.gradcheck of the trained model with the MSE loss: PASSED;
   * the seed's own backprop (m = 5 examples, n = k = 2, vector biases) with the
     shapes of dS/dh2, g'(z2) and dS/dz2, all (m, n), and gn.gradcheck of it twice:
