@@ -5,7 +5,10 @@ process, so the assertions read the returned numbers as well as the printed text
 one test per example also runs it as a script, the way a reader would.
 """
 
+import contextlib
 import importlib.util
+import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +98,21 @@ def test_examples_run_as_scripts(name, expected):
     )
     assert done.returncode == 0, done.stderr
     assert expected in done.stdout
+
+
+def test_readme_core_tour_snippets_run_in_order(tmp_path, monkeypatch):
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## The core API in one tour")
+    tour = readme[start : readme.index("\n## ", start + 1)]
+    blocks = re.findall(r"^```python\n(.*?)^```", tour, re.S | re.M)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        for code in blocks:
+            exec(compile(code, "README.md (core tour)", "exec"), namespace)
+    assert "expects input of shape (N, 4), got (N, 5)" in out.getvalue()
+    assert namespace["report"].passed
 
 
 @pytest.mark.parametrize(
