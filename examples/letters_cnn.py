@@ -107,6 +107,23 @@ def train(model, X, Y, X_test, Y_test, loss: str, optimizer, epochs: int):
     )
 
 
+def compare_losses(X, y, X_test, y_test, seeds, epochs: int) -> dict:
+    """Each loss of LOSSES from the same initial weights, plain SGD, per seed.
+
+    Returns {name: {"loss": (seeds, epochs), "val_accuracy": (seeds, epochs)}}.
+    """
+    curves = {}
+    for name, loss in LOSSES.items():
+        runs = []
+        for seed in seeds:
+            model = build(seed, softmax_output=loss == "mse")
+            sgd = gn.SGD(lr=0.1)
+            runs.append(train(model, X, y, X_test, y_test, loss, sgd, epochs))
+        keys = ("loss", "val_accuracy")
+        curves[name] = {k: np.array([h.history[k] for h in runs]) for k in keys}
+    return curves
+
+
 def wrong_prediction_gradients() -> tuple[np.ndarray, np.ndarray]:
     """dL/dlogits for logits [4, -4] ("surely O") on an X, for both losses."""
     logits, target = np.array([[4.0, -4.0]]), np.array([[0.0, 1.0]])
@@ -137,8 +154,12 @@ def save_plot(curves: dict, path: str) -> bool:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)  # atomic: write, rename
     os.close(fd)
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)  # never leave a half-written file behind
+        raise
     return True
 
 
@@ -153,33 +174,13 @@ def main(argv: list[str] | None = None) -> dict:
     X_test, y_test = gn.datasets.make_letters(n, noise=0.1, one_hot=True, seed=1)
     model = build(seed=0)
     show_shapes(model, X.shape[1:])
-    momentum = gn.SGD(lr=0.1, momentum=0.9)
-    history = train(
-        model, X, y, X_test, y_test, "softmax_cross_entropy", momentum, epochs
-    )
+    sgd = gn.SGD(lr=0.1, momentum=0.9)
+    history = train(model, X, y, X_test, y_test, "softmax_cross_entropy", sgd, epochs)
     accuracy = float(np.mean(model.predict_classes(X_test) == y_test.argmax(axis=1)))
     print(f"held-out accuracy {accuracy:.3f} on {n} new noisy letters, {epochs} epochs")
 
-    # Both losses from the same initial weights, over several initialisations
-    curves = {}  # name -> {"loss": (seeds, epochs), "val_accuracy": (seeds, epochs)}
     seeds = range(2) if args.tiny else range(1, 6)
-    for name, loss in LOSSES.items():
-        runs = [
-            train(
-                build(s, loss == "mse"),
-                X,
-                y,
-                X_test,
-                y_test,
-                loss,
-                gn.SGD(lr=0.1),
-                epochs,
-            )
-            for s in seeds
-        ]
-        curves[name] = {
-            k: np.array([h.history[k] for h in runs]) for k in ("loss", "val_accuracy")
-        }
+    curves = compare_losses(X, y, X_test, y_test, seeds, epochs)
     shown = [e for e in EPOCHS_SHOWN if e <= epochs]
     print(f"\nplain SGD (lr 0.1), mean of {len(seeds)} initialisations;", end=" ")
     print("held-out accuracy at epoch")
