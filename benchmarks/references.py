@@ -154,3 +154,100 @@ class MLPReference(_Reference):
             idx = order[start : start + batch_size]
             total += self.step(X[idx], y[idx]) * len(idx)
         return total / N
+
+
+def _im2col(x: np.ndarray, KH: int, KW: int) -> np.ndarray:
+    """Every KH x KW window of x (N, C, H, W) as a column (stride 1, no padding):
+    (N, C*KH*KW, H_out*W_out)."""
+    N, C, H, W = x.shape
+    H_out, W_out = H - KH + 1, W - KW + 1
+    windows = np.lib.stride_tricks.sliding_window_view(x, (KH, KW), axis=(2, 3))
+    cols = windows.transpose(0, 1, 4, 5, 2, 3)  # (N, C, KH, KW, H_out, W_out) view
+    return cols.reshape(N, C * KH * KW, H_out * W_out)  # the copy
+
+
+def _col2im(dcols: np.ndarray, x_shape, KH: int, KW: int) -> np.ndarray:
+    """The adjoint of _im2col: each pixel sums the gradient of every window."""
+    N, C, H, W = x_shape
+    H_out, W_out = H - KH + 1, W - KW + 1
+    d = dcols.reshape(N, C, KH, KW, H_out, W_out)
+    dx = np.zeros(x_shape, dcols.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            dx[:, :, i : i + H_out, j : j + W_out] += d[:, :, i, j]
+    return dx
+
+
+def _conv(x: np.ndarray, K: np.ndarray, c: np.ndarray):
+    """Valid convolution, stride 1: x (N, C, H, W), K (F, C, KH, KW), c (F,)."""
+    N, _, H, W = x.shape
+    F, _, KH, KW = K.shape
+    cols = _im2col(x, KH, KW)  # (N, C*KH*KW, L)
+    out = K.reshape(F, -1) @ cols + c[:, None]  # (N, F, L)
+    return out.reshape(N, F, H - KH + 1, W - KW + 1), cols
+
+
+def _conv_backward(dout, cols, K, x_shape):
+    """dL/dK, dL/dc and dL/dx of _conv from dout (N, F, H_out, W_out)."""
+    F, _, KH, KW = K.shape
+    g = dout.reshape(dout.shape[0], F, -1)  # (N, F, L)
+    dK = (g @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(K.shape)
+    dc = g.sum(axis=(0, 2))
+    dx = None if x_shape is None else _col2im(K.reshape(F, -1).T @ g, x_shape, KH, KW)
+    return dK, dc, dx
+
+
+def _pool(x: np.ndarray) -> np.ndarray:
+    """2 x 2 max-pooling, stride 2: (N, C, H, W) -> (N, C, H/2, W/2)."""
+    N, C, H, W = x.shape
+    return x.reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5))
+
+
+def _pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Each window's gradient goes to its maximum (to every maximum on a tie;
+    the ties here are ReLU zeros, whose gradient ReLU's backward zeroes)."""
+    N, C, H, W = x.shape
+    wins = x.reshape(N, C, H // 2, 2, W // 2, 2) == out[:, :, :, None, :, None]
+    return (wins * dout[:, :, :, None, :, None]).reshape(x.shape)
+
+
+class LeNetReference:
+    """1x28x28 -> conv 6@5x5, ReLU, 2x2 max-pool -> conv 16@5x5, ReLU, 2x2
+    max-pool -> flatten 256 -> Dense 120, ReLU -> Dense 84, ReLU -> Dense 10,
+    softmax cross-entropy; SGD. The convolutions by im2col, as cs231n teaches."""
+
+    def __init__(self, params: list[np.ndarray], lr: float) -> None:
+        self.p = [np.array(a) for a in params]  # K1, c1, K2, c2, W1, b1, ..., b3
+        self.lr = lr
+
+    @classmethod
+    def from_model(cls, model, lr: float) -> "LeNetReference":
+        return cls([p.data.copy() for p in model.parameters()], lr)
+
+    def params(self) -> list[np.ndarray]:
+        return self.p
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        K1, c1, K2, c2, W1, b1, W2, b2, W3, b3 = self.p
+        z1, cols1 = _conv(x, K1, c1)  # (N, 6, 24, 24)
+        a1 = np.maximum(z1, 0.0)
+        p1 = _pool(a1)  # (N, 6, 12, 12)
+        z2, cols2 = _conv(p1, K2, c2)  # (N, 16, 8, 8)
+        a2 = np.maximum(z2, 0.0)
+        p2 = _pool(a2)  # (N, 16, 4, 4)
+        f = p2.reshape(len(x), -1)  # (N, 256)
+        h1 = np.maximum(f @ W1 + b1, 0.0)  # (N, 120)
+        h2 = np.maximum(h1 @ W2 + b2, 0.0)  # (N, 84)
+        loss, dz5 = _softmax_cross_entropy(h2 @ W3 + b3, y)  # (N, 10)
+        dz4 = (dz5 @ W3.T) * (h2 > 0)
+        dz3 = (dz4 @ W2.T) * (h1 > 0)
+        dp2 = (dz3 @ W1.T).reshape(p2.shape)
+        dz2 = _pool_backward(dp2, a2, p2) * (a2 > 0)
+        dK2, dc2, dp1 = _conv_backward(dz2, cols2, K2, p1.shape)
+        dz1 = _pool_backward(dp1, a1, p1) * (a1 > 0)
+        dK1, dc1, _ = _conv_backward(dz1, cols1, K1, None)
+        grads = [dK1, dc1, dK2, dc2, f.T @ dz3, dz3.sum(axis=0)]
+        grads += [h1.T @ dz4, dz4.sum(axis=0), h2.T @ dz5, dz5.sum(axis=0)]
+        for p, g in zip(self.p, grads, strict=True):
+            p -= self.lr * g
+        return loss

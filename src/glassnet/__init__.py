@@ -10,12 +10,6 @@ from glassnet.callbacks import (
     LearningRateScheduler,
     StepDecay,
 )
-from glassnet.checkpoints import (
-    BackupAndRestore,
-    ModelCheckpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
 from glassnet.errors import (
     ArgumentTypeError,
     CallOrderError,
@@ -54,7 +48,6 @@ from glassnet.losses import (
 from glassnet.model import Sequential
 from glassnet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from glassnet.parameter import Parameter
-from glassnet.serialization import load, load_weights, save_weights
 from glassnet.training import Trainer, fit
 
 __version__ = "0.1.0"
@@ -126,8 +119,25 @@ _LAZY_SUBMODULES = {"plot", "sklearn"}
 # Report functions, loaded on first use from glassnet.reports: explain, gradient_flow.
 _LAZY_REPORTS = {"explain", "gradient_flow"}
 
+# Saving and loading, imported on first use: with json, inspect and tempfile they
+# were 14 ms of `import glassnet` (benchmarks/run.py --cases import).
+_LAZY_NAMES = {
+    "BackupAndRestore": "checkpoints",
+    "ModelCheckpoint": "checkpoints",
+    "load_checkpoint": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "load": "serialization",
+    "load_weights": "serialization",
+    "save_weights": "serialization",
+}
+
 
 def __getattr__(name: str):
+    if name in _LAZY_NAMES:
+        import importlib
+
+        module = importlib.import_module(f"glassnet.{_LAZY_NAMES[name]}")
+        return getattr(module, name)
     if name in _LAZY_REPORTS:
         from glassnet import reports
 

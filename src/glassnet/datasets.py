@@ -4,8 +4,6 @@ Every generator takes a `seed` and uses its own np.random.Generator; NumPy's
 global random state is never read or changed.
 """
 
-from importlib import resources
-
 import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_int
@@ -23,6 +21,8 @@ def load_iris() -> tuple[np.ndarray, np.ndarray]:
     Repository (Fisher, 1936), the copy distributed with scikit-learn, shipped
     inside glassnet as data/iris.csv.
     """
+    from importlib import resources  # here, not at the top: 25 ms of import glassnet
+
     with resources.files("glassnet").joinpath("data/iris.csv").open("r") as fh:
         table = np.loadtxt(fh, delimiter=",", comments="#")
     return table[:, :4].copy(), table[:, 4].astype(np.int64)

@@ -10,6 +10,8 @@ Vocabulary used in every docstring and shape comment:
 Data is batch-first: a batch of vectors is (N, D), a batch of images (N, C, H, W).
 """
 
+from __future__ import annotations  # np.random in signatures: loaded on first use
+
 import numpy as np
 
 from glassnet.errors import CallOrderError

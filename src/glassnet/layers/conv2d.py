@@ -1,5 +1,7 @@
 """Conv2D: 2-D convolution (cross-correlation, as in PyTorch), channels-first."""
 
+from __future__ import annotations  # np.random in signatures: loaded on first use
+
 import numbers
 
 import numpy as np

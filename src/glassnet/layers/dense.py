@@ -1,5 +1,7 @@
 """Dense: the fully connected layer."""
 
+from __future__ import annotations  # np.random in signatures: loaded on first use
+
 import numpy as np
 
 from glassnet._kernels import column_sums

@@ -1,5 +1,7 @@
 """Dropout: zero a random fraction of activations while training."""
 
+from __future__ import annotations  # np.random in signatures: loaded on first use
+
 import numpy as np
 
 from glassnet._validation import check_in_range

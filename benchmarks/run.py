@@ -1,0 +1,844 @@
+"""Benchmarks: glassnet against hand-written NumPy, PyTorch and scikit-learn.
+
+    python benchmarks/run.py                    # every case at full size (minutes)
+    python benchmarks/run.py --quick            # every case, small and short (seconds)
+    python benchmarks/run.py --cases iris mlp --json results.json
+
+Every ratio divides by the hand-written NumPy reference of the same case
+(benchmarks/references.py), which does the same math as the glassnet model.
+
+Method. The implementations of a case run in one process, interleaved round by
+round (the order alternates between rounds). Each timed block is preceded by a
+0.2 s pause and one untimed call: OpenBLAS and PyTorch worker threads busy-wait
+for about 0.1 s after a call and would otherwise slow down whoever runs next.
+A block repeats its call until it lasts about 0.2 s (0.02 s with --quick), and
+the table shows the median over rounds, the min-max, and median / reference
+median. PyTorch runs on as many threads as NumPy's BLAS. Nothing here changes
+OPENBLAS_* variables; their values are reported with the machine.
+
+PyTorch (torch==2.13.0) and scikit-learn are optional: their rows are skipped
+when they are not installed. The import and memory cases run in fresh
+interpreters.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = "numpy"  # the row every ratio divides by
+PAUSE_S = 0.2
+THREADS = None  # --threads, passed on to the memory case's processes
+
+
+# -- machine -------------------------------------------------------------------
+
+
+def blas_info() -> dict:
+    """NumPy's BLAS: name, version, core type, threads (threadpoolctl if present)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        for pool in threadpool_info():
+            if pool.get("user_api") == "blas":
+                return {
+                    "name": pool.get("internal_api"),
+                    "version": pool.get("version"),
+                    "architecture": pool.get("architecture"),
+                    "threads": pool.get("num_threads"),
+                }
+    # without threadpoolctl: the environment, else every CPU (OpenBLAS's default)
+    env = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return {"name": "unknown", "threads": int(env) if env else os.cpu_count()}
+
+
+def set_blas_threads(n: int) -> bool:
+    """Limit NumPy's BLAS to n threads for this process (threadpoolctl needed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    threadpool_limits(n, user_api="blas")
+    return True
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_facts() -> dict:
+    import glassnet
+
+    blas = blas_info()
+    facts = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+        "cpu": cpu_name(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": f"{blas.get('name')} {blas.get('version', '')} "
+        f"({blas.get('architecture', '?')})".strip(),
+        "blas_threads": blas.get("threads"),
+        "glassnet": glassnet.__version__,
+    }
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
+        facts[var] = os.environ.get(var, "unset")
+    torch = optional("torch")
+    facts["torch"] = torch.__version__ if torch else "not installed"
+    sklearn = optional("sklearn")
+    facts["sklearn"] = sklearn.__version__ if sklearn else "not installed"
+    return facts
+
+
+def optional(name: str):
+    """The module, or None when it is not installed (benchmark-only extras)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+# -- timing --------------------------------------------------------------------
+
+
+@dataclass
+class Impl:
+    """One implementation of a case: `run` does one unit of work (a step, an
+    epoch); `warm`, called untimed before each block, defaults to `run`."""
+
+    run: object
+    warm: object = None
+    note: str = ""
+    units: int = 1  # units of work (steps, epochs) done by one call of run
+
+
+@dataclass
+class Case:
+    name: str
+    what: str
+    unit: str  # "step" or "epoch"
+    target: float | None  # glassnet's ratio to the reference must be at most this
+    impls: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)  # implementation -> reason
+    rounds: int = 7
+    block_s: float = 0.2
+    reps: int | None = None  # calls per block; None: calibrated to block_s
+    target_impl: str | None = None  # the target is a ratio to this row, not to numpy
+
+
+def calibrate(impl: Impl, block_s: float) -> int:
+    """Calls per timed block so that a block lasts about block_s."""
+    impl.run()
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            impl.run()
+        elapsed = time.perf_counter() - start
+        if elapsed >= block_s / 8 or calls >= 1 << 20:
+            return max(1, round(block_s * calls / elapsed))
+        calls *= 4
+
+
+def time_case(case: Case) -> dict[str, list[float]]:
+    """Seconds per call of each implementation, one value per round."""
+    reps = {
+        name: case.reps or calibrate(impl, case.block_s)
+        for name, impl in case.impls.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in case.impls}
+    order = list(case.impls)
+    for r in range(case.rounds):
+        for name in order if r % 2 == 0 else order[::-1]:
+            impl = case.impls[name]
+            time.sleep(PAUSE_S)  # let the last block's worker threads go idle
+            (impl.warm or impl.run)()
+            start = time.perf_counter()
+            for _ in range(reps[name]):
+                impl.run()
+            units = reps[name] * impl.units
+            times[name].append((time.perf_counter() - start) / units)
+    return times
+
+
+def summarize(case: Case, times: dict[str, list[float]]) -> dict:
+    ref = statistics.median(times[REFERENCE]) if REFERENCE in times else None
+    rows = {}
+    for name, values in times.items():
+        median = statistics.median(values)
+        rows[name] = {
+            "median_s": median,
+            "min_s": min(values),
+            "max_s": max(values),
+            "ratio": median / ref if ref else None,
+            "note": case.impls[name].note,
+        }
+    result = {"what": case.what, "unit": case.unit, "target": case.target}
+    result["rows"] = rows
+    result["skipped"] = case.skipped
+    glassnet = rows.get("glassnet")
+    if glassnet and glassnet["ratio"] is not None and case.target is not None:
+        result["met"] = glassnet["ratio"] <= case.target
+    return result
+
+
+def seconds(s: float) -> str:
+    if s >= 1.0:
+        return f"{s:.3f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def print_case(name: str, result: dict) -> None:
+    target = result.get("target")
+    head = f"{name}: {result['what']} (time per {result['unit']})"
+    if isinstance(target, str):
+        head += f"; target: glassnet {target}"
+    elif target is not None:
+        head += f"; target: glassnet <= {target}x {REFERENCE}"
+    print(head)
+    print(f"  {'implementation':<22}{'median':>11}{'min':>11}{'max':>11}{'ratio':>8}")
+    for impl, row in result["rows"].items():
+        ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
+        line = (
+            f"  {impl:<22}{seconds(row['median_s']):>11}{seconds(row['min_s']):>11}"
+            f"{seconds(row['max_s']):>11}{ratio:>8}"
+        )
+        print(line + (f"  {row['note']}" if row["note"] else ""))
+    for impl, reason in result.get("skipped", {}).items():
+        print(f"  {impl:<22}skipped: {reason}")
+    if "met" in result:
+        print(f"  target {'met' if result['met'] else 'MISSED'}")
+    print(flush=True)
+
+
+# -- shared model builders -------------------------------------------------------
+
+
+def dense_weights(model) -> list:
+    """[(W, b), ...] copies of a glassnet model's Dense layers, in order."""
+    import glassnet as gn
+
+    return [
+        (layer.weight.data.copy(), layer.bias.data.copy())
+        for layer in model.layers
+        if isinstance(layer, gn.Dense)
+    ]
+
+
+def torch_setup():
+    """The torch module on NumPy's BLAS thread count, or None if not installed."""
+    torch = optional("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, int(blas_info().get("threads") or 1)))
+    return torch
+
+
+def torch_mlp(torch, model, activations: list):
+    """A torch.nn.Sequential with the Dense weights of glassnet `model`;
+    activations: one torch module class (or None) after each Dense."""
+    layers = []
+    for (W, b), act in zip(dense_weights(model), activations, strict=True):
+        linear = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W.T.copy()))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers.append(linear)
+        if act is not None:
+            layers.append(act())
+    return torch.nn.Sequential(*layers)
+
+
+def torch_step(torch, net, loss_fn, optimizer, x, y):
+    """One PyTorch training step on tensors (x, y); returns the loss as a float."""
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def add_step_case(case, model, loss, optimizer, X, y, reference, epochs_per_fit):
+    """glassnet's Trainer.step (fit's hot loop), fit itself, and the reference."""
+    import glassnet as gn
+
+    trainer = gn.Trainer(model, gn.losses.get_loss(loss), optimizer)
+    trainer.__enter__()  # fit's training mode: the first layer skips dL/dx
+    case.impls["glassnet"] = Impl(
+        lambda: trainer.step(X, y), note="Trainer.step, the loop inside fit"
+    )
+    case.impls[REFERENCE] = Impl(lambda: reference.step(X, y), note="by hand")
+
+    def fit_per_step():
+        model.fit(
+            X, y, loss=loss, optimizer=optimizer, epochs=epochs_per_fit,
+            batch_size=len(X), verbose=0,
+        )  # fmt: skip
+
+    note = f"fit(epochs={epochs_per_fit}), per epoch"
+    case.impls["glassnet fit"] = Impl(fit_per_step, note=note, units=epochs_per_fit)
+
+
+# -- cases -----------------------------------------------------------------------
+
+
+def case_iris(quick: bool) -> Case:
+    from references import IrisReference
+
+    import glassnet as gn
+
+    X, y = gn.datasets.load_iris()
+    X = X.astype(np.float32)
+    case = Case("iris", "4-5-4-3 tanh, batch 150, SGD step", "step", 0.9)
+    make = lambda: gn.Sequential(  # noqa: E731
+        gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 4), gn.Tanh(), gn.Dense(4, 3), seed=0
+    )
+    model = make()
+    reference = IrisReference(dense_weights(model), lr=0.1)
+    add_step_case(case, model, "softmax_cross_entropy", gn.SGD(lr=0.1), X, y,
+                  reference, 20)  # fmt: skip
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+    else:
+        net = torch_mlp(torch, make(), [torch.nn.Tanh, torch.nn.Tanh, None])
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+        step = torch_step(torch, net, torch.nn.CrossEntropyLoss(), opt, tx, ty)
+        case.impls["torch"] = Impl(step)
+    add_sklearn_classifier(case, X, y, (5, 4), "tanh", 0.1)
+    return case
+
+
+def add_sklearn_classifier(case, X, y, hidden, activation, lr, solver="sgd"):
+    sklearn = optional("sklearn")
+    if sklearn is None:
+        case.skipped["sklearn"] = "scikit-learn is not installed"
+        return
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(
+        hidden_layer_sizes=hidden, activation=activation, solver=solver, alpha=0.0,
+        batch_size=len(X), learning_rate_init=lr, momentum=0.0, random_state=0,
+    )  # fmt: skip
+    classes = np.unique(y)
+
+    def step():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.partial_fit(X, y, classes=classes)
+
+    case.impls["sklearn"] = Impl(step, note="MLPClassifier.partial_fit")
+
+
+def case_xor(quick: bool) -> Case:
+    from references import XorReference
+
+    import glassnet as gn
+
+    X, y = gn.datasets.make_xor()
+    X = X.astype(np.float32)
+    case = Case("xor", "2-2-2 sigmoid + softmax, batch 4, SGD step", "step", 0.9)
+    make = lambda: gn.Sequential.from_sizes(  # noqa: E731
+        [2, 2, 2], activations=["sigmoid", "softmax"], seed=0
+    )
+    model = make()
+    reference = XorReference(dense_weights(model), lr=1.0)
+    add_step_case(case, model, "cross_entropy", gn.SGD(lr=1.0), X, y, reference, 50)
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+    else:
+        net = torch_mlp(torch, make(), [torch.nn.Sigmoid, None])
+        opt = torch.optim.SGD(net.parameters(), lr=1.0)
+        tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+        step = torch_step(torch, net, torch.nn.CrossEntropyLoss(), opt, tx, ty)
+        case.impls["torch"] = Impl(step, note="softmax in CrossEntropyLoss")
+    add_sklearn_classifier(case, X, y, (2,), "logistic", 1.0)
+    if "sklearn" in case.impls:
+        case.impls["sklearn"].note += " (one logistic output)"
+    return case
+
+
+def case_autoencoder(quick: bool) -> Case:
+    from references import AutoencoderReference
+
+    import glassnet as gn
+
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((256, 8))  # correlated data: 64 features from 8
+    X = (latent @ rng.standard_normal((8, 64)) / 3).astype(np.float32)
+    case = Case(
+        "autoencoder", "64-32-64-64 sigmoid, sigmoid, linear, MSE, batch 256, SGD step",
+        "step", 0.9,
+    )  # fmt: skip
+    make = lambda: gn.Sequential(  # noqa: E731
+        gn.Dense(64, 32), gn.Sigmoid(), gn.Dense(32, 64), gn.Sigmoid(),
+        gn.Dense(64, 64), seed=0,
+    )  # fmt: skip
+    model = make()
+    reference = AutoencoderReference(dense_weights(model), lr=0.1)
+    add_step_case(case, model, "mse", gn.SGD(lr=0.1), X, X, reference, 20)
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+    else:
+        net = torch_mlp(torch, make(), [torch.nn.Sigmoid, torch.nn.Sigmoid, None])
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        tx = torch.from_numpy(X)
+        step = torch_step(torch, net, torch.nn.MSELoss(), opt, tx, tx)
+        case.impls["torch"] = Impl(step)
+    if optional("sklearn") is None:
+        case.skipped["sklearn"] = "scikit-learn is not installed"
+    else:
+        from sklearn.neural_network import MLPRegressor
+
+        reg = MLPRegressor(
+            hidden_layer_sizes=(32, 64), activation="logistic", solver="sgd",
+            alpha=0.0, batch_size=256, learning_rate_init=0.1, momentum=0.0,
+            random_state=0,
+        )  # fmt: skip
+        case.impls["sklearn"] = Impl(
+            lambda: reg.partial_fit(X, X), note="MLPRegressor.partial_fit"
+        )
+    return case
+
+
+def mlp_data(n: int, seed: int = 0):
+    """n synthetic float32 samples of 784 features and labels 0..9."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    return X, y
+
+
+def make_mlp():
+    import glassnet as gn
+
+    return gn.Sequential(
+        gn.Dense(784, 256), gn.ReLU(), gn.Dense(256, 128), gn.ReLU(),
+        gn.Dense(128, 10), seed=0,
+    )  # fmt: skip
+
+
+def mlp_case(name: str, batch: int, target: float, quick: bool, sklearn: bool) -> Case:
+    from references import MLPReference
+
+    import glassnet as gn
+
+    n = 4096 if quick else 60_000
+    X, y = mlp_data(n)
+    case = Case(
+        name,
+        f"784-256-128-10 ReLU, batch {batch}, Adam, one epoch of {n:,} float32 samples",
+        "epoch", target, rounds=1 if quick else 5, reps=1,
+    )  # fmt: skip
+    model = make_mlp()
+    optimizer = gn.Adam()
+
+    def fit_epoch():
+        model.fit(X, y, loss="softmax_cross_entropy", optimizer=optimizer,
+                  batch_size=batch, epochs=1, verbose=0)  # fmt: skip
+
+    def fit_warm():  # one step through fit: wakes the threads, warms the caches
+        model.fit(X[:batch], y[:batch], loss="softmax_cross_entropy",
+                  optimizer=optimizer, batch_size=batch, verbose=0)  # fmt: skip
+
+    case.impls["glassnet"] = Impl(fit_epoch, fit_warm, note="model.fit(epochs=1)")
+    reference = MLPReference(dense_weights(model))
+    ref_rng = np.random.default_rng(1)
+    case.impls[REFERENCE] = Impl(
+        lambda: reference.epoch(X, y, batch, ref_rng),
+        lambda: reference.step(X[:batch], y[:batch]),
+        note="by hand",
+    )
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+    else:
+        net = torch_mlp(torch, make_mlp(), [torch.nn.ReLU, torch.nn.ReLU, None])
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+        generator = torch.Generator().manual_seed(0)
+
+        def torch_epoch():
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, batch):
+                idx = order[start : start + batch]
+                torch_step(torch, net, loss_fn, opt, tX[idx], ty[idx])()
+
+        warm = torch_step(torch, net, loss_fn, opt, tX[:batch], ty[:batch])
+        case.impls["torch"] = Impl(torch_epoch, warm)
+    if not sklearn:
+        pass
+    elif optional("sklearn") is None:
+        case.skipped["sklearn"] = "scikit-learn is not installed"
+    else:
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(
+            hidden_layer_sizes=(256, 128), solver="adam", alpha=0.0,
+            batch_size=batch, learning_rate_init=1e-3, random_state=0,
+        )  # fmt: skip
+        classes = np.arange(10)
+
+        def sk_epoch():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.partial_fit(X, y, classes=classes)
+
+        def sk_warm():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.partial_fit(X[:batch], y[:batch], classes=classes)
+
+        case.impls["sklearn"] = Impl(sk_epoch, sk_warm, note="partial_fit (an epoch)")
+    return case
+
+
+def case_mlp(quick: bool) -> Case:
+    return mlp_case("mlp", 128, 0.8, quick, sklearn=True)
+
+
+def case_mlp_large_batch(quick: bool) -> Case:
+    return mlp_case("mlp_large_batch", 1024, 0.9, quick, sklearn=False)
+
+
+def case_cnn(quick: bool) -> Case:
+    import glassnet as gn
+
+    case = Case("cnn", "LeNet-like on 1x28x28, batch 64, SGD step", "step", None)
+    if not hasattr(gn, "Conv2D"):
+        case.skipped["glassnet"] = "gn.Conv2D does not exist yet"
+        return case
+    from references import LeNetReference
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    make = lambda: gn.Sequential(  # noqa: E731
+        gn.Conv2D(1, 6, 5), gn.ReLU(), gn.MaxPool2D(2),
+        gn.Conv2D(6, 16, 5), gn.ReLU(), gn.MaxPool2D(2), gn.Flatten(),
+        gn.Dense(256, 120), gn.ReLU(), gn.Dense(120, 84), gn.ReLU(),
+        gn.Dense(84, 10), seed=0,
+    )  # fmt: skip
+    model = make()
+    reference = LeNetReference.from_model(model, lr=0.01)
+    add_step_case(case, model, "softmax_cross_entropy", gn.SGD(lr=0.01), X, y,
+                  reference, 5)  # fmt: skip
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+    else:
+        nn = torch.nn
+        net = nn.Sequential(
+            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(84, 10),
+        )  # fmt: skip
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+        step = torch_step(torch, net, nn.CrossEntropyLoss(), opt, tx, ty)
+        case.impls["torch"] = Impl(step)
+        case.target_impl = "torch"  # this case's target: glassnet no slower
+    return case
+
+
+# -- fresh-interpreter cases ----------------------------------------------------
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size in KiB. On Linux from VmHWM: unlike
+    ru_maxrss, it starts afresh at exec, so a child does not inherit its parent's
+    peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # macOS: bytes
+
+
+# Run in a fresh interpreter; reads its peak RSS without importing anything more.
+IMPORT_CODE = """
+import json, sys, time
+start = time.perf_counter()
+import {module}
+elapsed = time.perf_counter() - start
+with open("/proc/self/status") as status:
+    peak = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")][0]
+heavy = sorted(m for m in ("tqdm", "torch", "sklearn", "matplotlib", "safetensors",
+                           "scipy", "pandas") if m in sys.modules and m != "{module}")
+print(json.dumps({{"import_s": elapsed, "peak_rss_kib": peak, "heavy": heavy}}))
+"""
+IMPORT_CODE_NOT_LINUX = IMPORT_CODE.replace(
+    'with open("/proc/self/status") as status:\n    peak = [int(line.split()[1]) for '
+    'line in status if line.startswith("VmHWM:")][0]',
+    "import resource; peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss",
+)
+
+
+def fresh_python(args: list[str], env=None) -> tuple[dict, float]:
+    """Run this interpreter on args; returns (the JSON it printed, wall seconds)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, env=env
+    )
+    wall = time.perf_counter() - start
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall
+
+
+def run_import_case(quick: bool) -> dict:
+    modules = ["numpy", "glassnet"] + ([] if quick else ["sklearn", "torch"])
+    runs = 1 if quick else 5
+    rows, skipped = {}, {}
+    for module in modules:
+        if module not in ("numpy", "glassnet") and optional_spec(module) is None:
+            skipped[module] = f"{module} is not installed"
+            continue
+        results = []
+        for _ in range(runs):
+            code = (
+                IMPORT_CODE
+                if Path("/proc/self/status").exists()
+                else (IMPORT_CODE_NOT_LINUX)
+            )
+            code = code.format(module=module)
+            out, wall = fresh_python(["-c", code])
+            results.append((wall, out))
+        walls = [w for w, _ in results]
+        rows[module] = {
+            "wall_s": statistics.median(walls),
+            "min_s": min(walls),
+            "max_s": max(walls),
+            "import_s": statistics.median(o["import_s"] for _, o in results),
+            "peak_rss_mib": max(o["peak_rss_kib"] for _, o in results) / 1024,
+            "heavy_modules": results[0][1]["heavy"],
+        }
+    g = rows["glassnet"]
+    met = g["wall_s"] <= 0.2 and g["peak_rss_mib"] <= 40 and not g["heavy_modules"]
+    return {"what": "fresh interpreter: python -c 'import X'", "unit": "process",
+            "target": "<= 0.2 s and <= 40 MiB", "rows": rows, "skipped": skipped,
+            "met": met}  # fmt: skip
+
+
+def optional_spec(name: str):
+    import importlib.util
+
+    return importlib.util.find_spec(name)
+
+
+def print_import_case(result: dict) -> None:
+    print(f"import: {result['what']}; target: glassnet {result['target']}")
+    print(f"  {'module':<12}{'wall':>10}{'min':>10}{'max':>10}{'import':>10}"
+          f"{'peak RSS':>12}  optional modules loaded")  # fmt: skip
+    for name, row in result["rows"].items():
+        heavy = ", ".join(row["heavy_modules"]) or "none"
+        print(f"  {name:<12}{seconds(row['wall_s']):>10}{seconds(row['min_s']):>10}"
+              f"{seconds(row['max_s']):>10}{seconds(row['import_s']):>10}"
+              f"{row['peak_rss_mib']:>8.1f} MiB  {heavy}")  # fmt: skip
+    for name, reason in result["skipped"].items():
+        print(f"  {name:<12}skipped: {reason}")
+    print(f"  target {'met' if result['met'] else 'MISSED'}\n", flush=True)
+
+
+def memory_worker(impl: str, n: int, batch: int) -> None:
+    """Child process: data, then one mlp epoch; prints peak RSS before and after."""
+    sys.path.insert(0, str(HERE))
+    X, y = mlp_data(n)
+    if impl == "glassnet":
+        import glassnet as gn
+
+        model = make_mlp()
+        before = peak_rss_kib()
+        model.fit(X, y, loss="softmax_cross_entropy", optimizer=gn.Adam(),
+                  batch_size=batch, epochs=1, verbose=0)  # fmt: skip
+    elif impl == REFERENCE:
+        from references import MLPReference
+
+        rng = np.random.default_rng(0)
+        weights = []
+        for d, m in [(784, 256), (256, 128), (128, 10)]:  # He init, as glassnet's
+            W = rng.normal(0.0, np.sqrt(2.0 / d), (d, m)).astype(np.float32)
+            weights.append((W, np.zeros(m, np.float32)))
+        reference = MLPReference(weights)
+        before = peak_rss_kib()
+        reference.epoch(X, y, batch, np.random.default_rng(1))
+    else:  # torch
+        import torch
+
+        torch.set_num_threads(max(1, int(blas_info().get("threads") or 1)))
+        net = torch.nn.Sequential(
+            torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+            torch.nn.ReLU(), torch.nn.Linear(128, 10),
+        )  # fmt: skip
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+        before = peak_rss_kib()
+        order = torch.randperm(n)
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            torch_step(torch, net, loss_fn, opt, tX[idx], ty[idx])()
+    print(json.dumps({"before_kib": before, "peak_kib": peak_rss_kib()}))
+
+
+def run_memory_case(quick: bool) -> dict:
+    n = 4096 if quick else 60_000
+    impls = ["glassnet", REFERENCE] + ([] if quick else ["torch"])
+    rows, skipped = {}, {}
+    for impl in impls:
+        if impl == "torch" and optional_spec("torch") is None:
+            skipped["torch"] = "torch is not installed"
+            continue
+        args = [str(Path(__file__).resolve()), "--memory-worker", impl, str(n), "128"]
+        if THREADS:
+            args += ["--threads", str(THREADS)]
+        out, _ = fresh_python(args)
+        rows[impl] = {"before_mib": out["before_kib"] / 1024,
+                      "peak_mib": out["peak_kib"] / 1024}  # fmt: skip
+    ref = rows[REFERENCE]["peak_mib"]
+    for row in rows.values():
+        row["ratio"] = row["peak_mib"] / ref
+    return {"what": f"peak RSS of a process running one mlp epoch ({n:,} samples, "
+            f"batch 128)", "unit": "process", "target": 1.2, "rows": rows,
+            "skipped": skipped, "met": rows["glassnet"]["ratio"] <= 1.2}  # fmt: skip
+
+
+def print_memory_case(result: dict) -> None:
+    print(
+        f"memory: {result['what']}; target: glassnet <= {result['target']}x {REFERENCE}"
+    )
+    print(f"  {'implementation':<16}{'before epoch':>14}{'peak':>12}{'ratio':>8}")
+    for name, row in result["rows"].items():
+        print(f"  {name:<16}{row['before_mib']:>10.1f} MiB{row['peak_mib']:>8.1f} MiB"
+              f"{row['ratio']:>7.2f}x")  # fmt: skip
+    for name, reason in result["skipped"].items():
+        print(f"  {name:<16}skipped: {reason}")
+    print(f"  target {'met' if result['met'] else 'MISSED'}\n", flush=True)
+
+
+# -- main ------------------------------------------------------------------------
+
+TIMED_CASES = {
+    "iris": case_iris,
+    "xor": case_xor,
+    "mlp": case_mlp,
+    "mlp_large_batch": case_mlp_large_batch,
+    "autoencoder": case_autoencoder,
+    "cnn": case_cnn,
+}
+CASES = [*TIMED_CASES, "import", "memory"]
+
+
+def run_timed_case(name: str, quick: bool) -> dict:
+    case = TIMED_CASES[name](quick)
+    if quick and case.unit == "step":
+        case.rounds, case.block_s = 2, 0.02
+    if not case.impls:
+        return {"what": case.what, "unit": case.unit, "target": case.target,
+                "rows": {}, "skipped": case.skipped}  # fmt: skip
+    result = summarize(case, time_case(case))
+    against = case.target_impl
+    if against and against in result["rows"] and "glassnet" in result["rows"]:
+        rows = result["rows"]
+        result["target"] = f"<= {against}"
+        result["met"] = rows["glassnet"]["median_s"] <= rows[against]["median_s"]
+    return result
+
+
+def print_summary(results: dict) -> None:
+    print("summary: glassnet against its targets")
+    for name, result in results.items():
+        rows = result.get("rows", {})
+        if name == "import" and "glassnet" in rows:
+            g = rows["glassnet"]
+            got = f"{g['wall_s']:.3f} s, {g['peak_rss_mib']:.1f} MiB"
+        elif "glassnet" in rows and rows["glassnet"].get("ratio") is not None:
+            got = f"{rows['glassnet']['ratio']:.2f}x {REFERENCE}"
+        else:
+            print(f"  {name:<17}skipped")
+            continue
+        target = result.get("target")
+        target = f"<= {target}x" if isinstance(target, float) else str(target)
+        verdict = "met" if result.get("met") else "MISSED"
+        print(f"  {name:<17}{got:<26}target {target:<24}{verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--threads", type=int,
+        help="limit NumPy's BLAS (and PyTorch) to this many threads (threadpoolctl)",
+    )  # fmt: skip
+    parser.add_argument("--memory-worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads and not set_blas_threads(args.threads):
+        parser.error("--threads needs threadpoolctl (pip install threadpoolctl)")
+    global THREADS
+    THREADS = args.threads
+    if args.memory_worker:
+        impl, n, batch = args.memory_worker
+        memory_worker(impl, int(n), int(batch))
+        return 0
+    sys.path.insert(0, str(HERE))  # references.py
+    facts = machine_facts()
+    print("glassnet benchmarks" + (" (--quick)" if args.quick else ""))
+    for key, value in facts.items():
+        print(f"  {key}: {value}")
+    print(flush=True)
+    results = {}
+    for name in args.cases:
+        if name == "import":
+            results[name] = run_import_case(args.quick)
+            print_import_case(results[name])
+        elif name == "memory":
+            results[name] = run_memory_case(args.quick)
+            print_memory_case(results[name])
+        else:
+            results[name] = run_timed_case(name, args.quick)
+            print_case(name, results[name])
+    print_summary(results)
+    if args.json:
+        payload = {"machine": facts, "quick": args.quick, "cases": results}
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
