@@ -87,7 +87,7 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
 # what the entries of a layer's tuple cache are, by class name (for the tables)
 CACHE_NAMES = {
     "Conv2D": ("grid", "cols"),
-    "MaxPool2D": ("x_shape", "winner"),
+    "MaxPool2D": ("x", "out"),
     "Dropout": ("mask",),
 }
 
