@@ -23,6 +23,7 @@ interpreters.
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -39,7 +40,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "numpy"  # the row every ratio divides by
-PAUSE_S = 0.2
+PAUSE_S = 0.2  # before each timed block; --quick shortens it (timings not meaningful)
 THREADS = None  # --threads, passed on to the memory case's processes
 
 
@@ -106,10 +107,11 @@ def machine_facts() -> dict:
     }
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
         facts[var] = os.environ.get(var, "unset")
-    torch = optional("torch")
-    facts["torch"] = torch.__version__ if torch else "not installed"
-    sklearn = optional("sklearn")
-    facts["sklearn"] = sklearn.__version__ if sklearn else "not installed"
+    for dist in ("torch", "scikit-learn"):
+        try:  # the installed version, without importing the package
+            facts[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            facts[dist] = "not installed"
     return facts
 
 
@@ -147,6 +149,7 @@ class Case:
     block_s: float = 0.2
     reps: int | None = None  # calls per block; None: calibrated to block_s
     target_impl: str | None = None  # the target is a ratio to this row, not to numpy
+    pause_s: float = PAUSE_S
 
 
 def calibrate(impl: Impl, block_s: float) -> int:
@@ -174,7 +177,7 @@ def time_case(case: Case) -> dict[str, list[float]]:
     for r in range(case.rounds):
         for name in order if r % 2 == 0 else order[::-1]:
             impl = case.impls[name]
-            time.sleep(PAUSE_S)  # let the last block's worker threads go idle
+            time.sleep(case.pause_s)  # let the last block's threads go idle
             (impl.warm or impl.run)()
             start = time.perf_counter()
             for _ in range(reps[name]):
@@ -454,7 +457,7 @@ def mlp_case(name: str, batch: int, target: float, quick: bool, sklearn: bool) -
 
     import glassnet as gn
 
-    n = 4096 if quick else 60_000
+    n = 2 * batch if quick else 60_000
     X, y = mlp_data(n)
     case = Case(
         name,
@@ -765,8 +768,8 @@ CASES = [*TIMED_CASES, "import", "memory"]
 
 def run_timed_case(name: str, quick: bool) -> dict:
     case = TIMED_CASES[name](quick)
-    if quick and case.unit == "step":
-        case.rounds, case.block_s = 2, 0.02
+    if quick:  # a smoke test: every implementation runs, the times mean little
+        case.rounds, case.block_s, case.pause_s = 1, 0.01, 0.01
     if not case.impls:
         return {"what": case.what, "unit": case.unit, "target": case.target,
                 "rows": {}, "skipped": case.skipped}  # fmt: skip
