@@ -10,31 +10,9 @@ import numpy as np
 import pytest
 
 import glassnet as gn
+from user_layers import UserDense
 
 # -- part 1: planted bugs in custom layers -------------------------------------
-
-
-class UserDense(gn.Layer):
-    """A user's own fully connected layer: out = x @ W + b. Correct as written;
-    the subclasses below each break one line of backward."""
-
-    def __init__(self, d: int, m: int, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.weight = gn.Parameter(rng.normal(0, 0.5, (d, m)), "weight")
-        self.bias = gn.Parameter(rng.normal(0, 0.5, m), "bias")
-
-    def forward(self, x):
-        self._cache = x
-        return x @ self.weight.data + self.bias.data
-
-    def backward(self, dout):
-        x = self._cache
-        self.weight.grad = x.T @ dout
-        self.bias.grad = dout.sum(axis=0)
-        return dout @ self.weight.data.T
-
-    def parameters(self):
-        return [self.weight, self.bias]
 
 
 class BiasSummedOverFeatures(UserDense):
