@@ -104,12 +104,15 @@ class SoftmaxCrossEntropy(Loss):
 
     Shapes: logits (N, K); target integer labels (N,) in [0, K) or one-hot /
     probability rows (N, K). L = -sum(y * log_softmax(logits)) / N.
-    The softmax Jacobian times dL/dsoftmax collapses to dL/dlogits = (p - y) / N.
+    The softmax Jacobian times dL/dsoftmax collapses to
+    dL/dlogits = (p * sum_k(y) - y) / N, which is (p - y) / N when each row of y
+    sums to 1 (labels, one-hot rows, probabilities).
     """
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
         N, K = logits.shape
-        if target.ndim == 1 and K <= ONE_HOT_MAX_CLASSES:
+        labels = target.ndim == 1  # then each row of y sums to 1
+        if labels and K <= ONE_HOT_MAX_CLASSES:
             target = one_hot(target, K, logits.dtype)  # (N,) -> (N, K): faster below
         shifted = logits - row_max(logits)[:, None]  # exp() cannot overflow
         exp = np.exp(shifted)
@@ -117,19 +120,22 @@ class SoftmaxCrossEntropy(Loss):
         log_probs = shifted - np.log(sums)  # (N, K)
         exp /= sums  # probabilities, reused by backward
         scale = self._scale(N)
-        self._cache = (exp, target, scale)
+        self._cache = (exp, target, scale, labels)
         if target.ndim == 1:
             picked = log_probs[np.arange(N), target]
             return -float(picked.sum()) * scale
         return -float(np.vdot(target, log_probs)) * scale
 
     def backward(self) -> np.ndarray:
-        probs, target, scale = self._cache
+        probs, target, scale, labels = self._cache
         if target.ndim == 1:
             dlogits = probs.copy()
             dlogits[np.arange(len(target)), target] -= 1.0
-        else:
+        elif labels:
             dlogits = probs - target
+        else:  # rows given by the caller need not sum to 1
+            dlogits = probs * row_sums(target)[:, None]  # p * sum_k(y), (N, K)
+            dlogits -= target
         dlogits *= scale  # the loss is a mean over the batch
         return dlogits
 
