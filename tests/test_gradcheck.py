@@ -485,3 +485,36 @@ def test_seed001_loss_divided_by_class_count_is_diagnosed():
     report = _seed001_check([2, 2, 2], seed_loss=True)
     assert not report.passed
     assert all("twice too large" in row.diagnosis for row in report.rows), str(report)
+
+
+def test_gradients_below_resolution_pass_with_a_note_not_a_failure():
+    """A saturated model's gradients (~1e-23) are far below what central
+    differences resolve (f is constant to the last bit there): the check must not
+    fail a correct model, and must say that it could not confirm those rows."""
+    X, y = gn.datasets.make_blobs(30, 2, 2, seed=0)
+    model = gn.Sequential(gn.Dense(2, 2), seed=0)
+    model.fit(X, y, optimizer=gn.Adam(lr=0.5), epochs=300, verbose=0)
+    report = gn.gradcheck(model, X[:5], y[:5], loss="softmax_cross_entropy")
+    assert report.passed, str(report)
+    assert all(row.unresolved for row in report.rows)
+    assert any("below what finite differences resolve" in n for n in report.notes)
+
+
+def test_resolved_rows_carry_no_unresolved_note(rng):
+    model = gn.Sequential(gn.Dense(3, 2), seed=0, dtype=np.float64)
+    X, y = rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
+    report = gn.gradcheck(model, X, y, loss="softmax_cross_entropy")
+    assert report.passed
+    assert not any(row.unresolved for row in report.rows)
+    assert not any("below what finite differences" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("epochs", range(1, 60, 4))
+def test_confident_custom_model_passes_at_every_stage_of_training(epochs):
+    """A correct model must pass however far training has gone (this failed at
+    some epoch counts when the rounding-noise estimate was too optimistic)."""
+    X, y = gn.datasets.make_blobs(30, 2, 2, seed=0)
+    model = gn.Sequential(gn.Dense(2, 2), gn.Tanh(), gn.Dense(2, 2), seed=0)
+    model.fit(X, y, optimizer=gn.Adam(lr=0.05), epochs=epochs, verbose=0)
+    report = gn.gradcheck(model, X[:5], y[:5], loss="softmax_cross_entropy")
+    assert report.passed, str(report)
