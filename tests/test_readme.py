@@ -11,7 +11,9 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 def _blocks() -> list[tuple[int, str]]:
     text = README.read_text(encoding="utf-8")
-    return [(text[: m.start()].count("\n") + 1, m.group(1)) for m in BLOCK.finditer(text)]
+    return [
+        (text[: m.start()].count("\n") + 1, m.group(1)) for m in BLOCK.finditer(text)
+    ]
 
 
 def test_readme_has_python_examples():
@@ -28,4 +30,6 @@ def test_every_readme_python_block_runs(tmp_path, monkeypatch):
         try:
             exec(compile(code, f"README.md:{line}", "exec"), namespace)
         except Exception as exc:  # name the block that broke
-            raise AssertionError(f"README.md block at line {line} failed: {exc!r}") from exc
+            raise AssertionError(
+                f"README.md block at line {line} failed: {exc!r}"
+            ) from exc

@@ -1,4 +1,4 @@
-"""glassnet: small neural networks in NumPy whose every derivative can be seen and checked."""
+"""glassnet: small NumPy neural networks whose every derivative can be checked."""
 
 from glassnet import datasets
 from glassnet.callbacks import (

@@ -58,7 +58,9 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
-        raise ArgumentTypeError(f"{name}: could not convert to an array ({exc})") from None
+        raise ArgumentTypeError(
+            f"{name}: could not convert to an array ({exc})"
+        ) from None
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
     ):
@@ -70,13 +72,18 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
     if ndim is not None and arr.ndim != ndim:
         raise ShapeError(
             f"{name}: expected a {ndim}-D array, got shape {arr.shape}"
-            + (" (reshape a single sample with x.reshape(1, -1))" if arr.ndim == 1 else "")
+            + (
+                " (reshape a single sample with x.reshape(1, -1))"
+                if arr.ndim == 1
+                else ""
+            )
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not _all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(
-            f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(bad.tolist())}"
+            f"{name}: expected finite values, got {arr[tuple(bad)]} "
+            f"at index {tuple(bad.tolist())}"
         )
     return arr
 
@@ -87,7 +94,9 @@ def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndar
     if labels.shape != (n,):
         raise ShapeError(f"{name}: expected labels of shape ({n},), got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(
+            labels == np.round(labels)
+        ):
             labels = labels.astype(np.intp)
         else:
             raise DataError(

@@ -8,7 +8,11 @@ Setting `model.stop_training = True` ends training after the current epoch.
 
 import math
 
-from glassnet._validation import check_in_range, check_positive_float, check_positive_int
+from glassnet._validation import (
+    check_in_range,
+    check_positive_float,
+    check_positive_int,
+)
 from glassnet.errors import ConfigError
 
 
@@ -71,7 +75,9 @@ class EarlyStopping(Callback):
             check_positive_int("EarlyStopping", patience=patience)
         check_in_range("EarlyStopping", "min_delta", min_delta, 0.0, math.inf)
         if mode not in ("auto", "min", "max"):
-            raise ConfigError(f"EarlyStopping: mode must be auto, min or max, got {mode!r}")
+            raise ConfigError(
+                f"EarlyStopping: mode must be auto, min or max, got {mode!r}"
+            )
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         maximise = mode == "max" or (mode == "auto" and "loss" not in monitor)
         self.sign = -1.0 if maximise else 1.0
@@ -86,8 +92,13 @@ class EarlyStopping(Callback):
         if self.monitor not in logs:
             known = ", ".join(sorted(logs))
             raise ConfigError(
-                f"EarlyStopping: monitor={self.monitor!r} is not logged; logged: {known}"
-                + (" (pass validation_split or validation_data)" if "val" in self.monitor else "")
+                f"EarlyStopping: monitor={self.monitor!r} is not logged; "
+                f"logged: {known}"
+                + (
+                    " (pass validation_split or validation_data)"
+                    if "val" in self.monitor
+                    else ""
+                )
             )
         value = self.sign * logs[self.monitor]
         if value < self.best - self.min_delta:
@@ -166,7 +177,9 @@ class LearningRateScheduler(LearningRateSchedule):
 
     def __init__(self, schedule) -> None:
         if not callable(schedule):
-            raise ConfigError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+            raise ConfigError(
+                f"LearningRateScheduler: schedule must be callable, got {schedule!r}"
+            )
         self.schedule, self.initial_lr = schedule, None
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:

@@ -9,13 +9,16 @@ from glassnet.errors import GlassnetError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="glassnet", description="Small NumPy neural networks with checked gradients."
+        prog="glassnet",
+        description="Small NumPy neural networks with checked gradients.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="train the Iris 4-5-4-3 network and print its gradient check"
     )
-    demo.add_argument("--epochs", type=int, default=300, help="training epochs (default 300)")
+    demo.add_argument(
+        "--epochs", type=int, default=300, help="training epochs (default 300)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_report_commands(commands)
     _add_io_commands(commands)
@@ -52,7 +55,9 @@ def demo(epochs: int, seed: int) -> int:
     import glassnet as gn
 
     X, y = gn.datasets.load_iris()
-    X_train, X_test, y_train, y_test = gn.datasets.train_test_split(X, y, 0.2, seed=seed)
+    X_train, X_test, y_train, y_test = gn.datasets.train_test_split(
+        X, y, 0.2, seed=seed
+    )
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
     X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
     model = gn.Sequential(
@@ -60,12 +65,20 @@ def demo(epochs: int, seed: int) -> int:
     )
     print(model)
     history = model.fit(
-        X_train, y_train, loss="softmax_cross_entropy", optimizer=gn.SGD(lr=0.1, momentum=0.9),
-        epochs=epochs, batch_size=16, validation_split=0.2, verbose=0,
+        X_train,
+        y_train,
+        loss="softmax_cross_entropy",
+        optimizer=gn.SGD(lr=0.1, momentum=0.9),
+        epochs=epochs,
+        batch_size=16,
+        validation_split=0.2,
+        verbose=0,
     )
     test = model.evaluate(X_test, y_test, loss="softmax_cross_entropy")
-    print(f"trained {len(history)} epochs: train loss {history['loss'][-1]:.4f}, "
-          f"validation accuracy {history['val_accuracy'][-1]:.3f}")
+    print(
+        f"trained {len(history)} epochs: train loss {history['loss'][-1]:.4f}, "
+        f"validation accuracy {history['val_accuracy'][-1]:.3f}"
+    )
     print(f"held-out test: loss {test['loss']:.4f}, accuracy {test['accuracy']:.3f}")
     print()
     report = gn.gradcheck(model, X_test[:10], y_test[:10], loss="softmax_cross_entropy")

@@ -44,10 +44,17 @@ def make_xor(n_samples: int = 4, noise: float = 0.0, seed: int | None = None):
     return X, y
 
 
-def make_blobs(n_samples: int = 100, centers: int = 3, n_features: int = 2,
-               std: float = 1.0, seed: int | None = None):
+def make_blobs(
+    n_samples: int = 100,
+    centers: int = 3,
+    n_features: int = 2,
+    std: float = 1.0,
+    seed: int | None = None,
+):
     """Gaussian blobs: X (n, n_features), y (n,) int64 in [0, centers)."""
-    check_positive_int("make_blobs", n_samples=n_samples, centers=centers, n_features=n_features)
+    check_positive_int(
+        "make_blobs", n_samples=n_samples, centers=centers, n_features=n_features
+    )
     rng = np.random.default_rng(seed)
     means = rng.uniform(-10.0, 10.0, (centers, n_features))
     y = np.arange(n_samples) % centers
@@ -56,8 +63,9 @@ def make_blobs(n_samples: int = 100, centers: int = 3, n_features: int = 2,
     return X[order], y[order].astype(np.int64)
 
 
-def make_spirals(n_samples: int = 300, classes: int = 3, noise: float = 0.2,
-                 seed: int | None = None):
+def make_spirals(
+    n_samples: int = 300, classes: int = 3, noise: float = 0.2, seed: int | None = None
+):
     """Interleaved spirals (the cs231n data set): X (n, 2), y (n,) int64."""
     check_positive_int("make_spirals", n_samples=n_samples, classes=classes)
     rng = np.random.default_rng(seed)
@@ -68,18 +76,26 @@ def make_spirals(n_samples: int = 300, classes: int = 3, noise: float = 0.2,
     return X, y.astype(np.int64)
 
 
-def make_correlated(n_samples: int = 500, n_features: int = 8, n_latent: int = 2,
-                    noise: float = 0.05, seed: int | None = None) -> np.ndarray:
+def make_correlated(
+    n_samples: int = 500,
+    n_features: int = 8,
+    n_latent: int = 2,
+    noise: float = 0.05,
+    seed: int | None = None,
+) -> np.ndarray:
     """Data near an n_latent-dimensional curved surface in [0, 1]^n_features:
     X (n, n_features) = sigmoid(latent @ mixing) + noise. An autoencoder with
     a bottleneck of n_latent units can reconstruct it well."""
-    check_positive_int("make_correlated", n_samples=n_samples, n_features=n_features,
-                       n_latent=n_latent)
+    check_positive_int(
+        "make_correlated", n_samples=n_samples, n_features=n_features, n_latent=n_latent
+    )
     check_in_range("make_correlated", "noise", noise, 0.0, np.inf)
     rng = np.random.default_rng(seed)
     latent = rng.normal(0.0, 1.0, (n_samples, n_latent))
     mixing = rng.normal(0.0, 1.5, (n_latent, n_features))
-    X = 1.0 / (1.0 + np.exp(-latent @ mixing)) + rng.normal(0.0, noise, (n_samples, n_features))
+    X = 1.0 / (1.0 + np.exp(-latent @ mixing)) + rng.normal(
+        0.0, noise, (n_samples, n_features)
+    )
     return X
 
 
@@ -102,8 +118,13 @@ def _letter(letter: int, h: int, w: int, rounded: bool) -> np.ndarray:
     return mask
 
 
-def make_letters(n_samples: int = 200, noise: float = 0.1, *, one_hot: bool = False,
-                 seed: int | None = None):
+def make_letters(
+    n_samples: int = 200,
+    noise: float = 0.1,
+    *,
+    one_hot: bool = False,
+    seed: int | None = None,
+):
     """6x6 images of the letters O and X: X (n, 1, 6, 6) float64 in [0, 1], y.
 
     y is (n,) int64 with 0 = "O" and 1 = "X" (LETTER_CLASSES), or with

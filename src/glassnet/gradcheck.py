@@ -104,26 +104,50 @@ class GradcheckReport:
         }
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
-        header = ["tensor", "layer", "shape", "checked", "kinks", "max rel err",
-                  "worst at", "analytic", "numeric", "proj err", "verdict"]
+        header = [
+            "tensor",
+            "layer",
+            "shape",
+            "checked",
+            "kinks",
+            "max rel err",
+            "worst at",
+            "analytic",
+            "numeric",
+            "proj err",
+            "verdict",
+        ]
         body = []
         for r in self.rows:
-            body.append([
-                r.name, r.layer, "x".join(map(str, r.shape)) or "()",
-                f"{r.checked}/{r.total}", str(r.kinks), f"{r.max_error:.2e}",
-                str(r.worst_index) if r.worst_index is not None else "-",
-                f"{r.analytic:+.6e}", f"{r.numeric:+.6e}", f"{r.projection_error:.2e}",
-                "ok" if r.passed else "FAIL",
-            ])
+            body.append(
+                [
+                    r.name,
+                    r.layer,
+                    "x".join(map(str, r.shape)) or "()",
+                    f"{r.checked}/{r.total}",
+                    str(r.kinks),
+                    f"{r.max_error:.2e}",
+                    str(r.worst_index) if r.worst_index is not None else "-",
+                    f"{r.analytic:+.6e}",
+                    f"{r.numeric:+.6e}",
+                    f"{r.projection_error:.2e}",
+                    "ok" if r.passed else "FAIL",
+                ]
+            )
         return header, body
 
     def __str__(self) -> str:
         header, body = self._table()
-        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-                  for i, h in enumerate(header)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        widths = [
+            max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+            for i, h in enumerate(header)
+        ]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+        lines += [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+            for row in body
+        ]
         verdict = "PASSED" if self.passed else "FAILED"
         lines.append(
             f"gradcheck {verdict}: threshold {self.threshold:g} on max relative error, "
@@ -139,7 +163,8 @@ class GradcheckReport:
         header, body = self._table()
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in body
         )
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         verdict = "PASSED" if self.passed else "FAILED"
@@ -149,7 +174,9 @@ class GradcheckReport:
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b| / max(|a| + |b|, 1e-300); two zeros count as a match."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300), initial=0.0))
+    return float(
+        np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300), initial=0.0)
+    )
 
 
 def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
@@ -161,28 +188,39 @@ def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
     a, n = analytic[checked], numeric[checked]
     big = np.abs(n) > 1e-8 * max(np.abs(n).max(initial=0.0), 1e-300)
     if not big.any():
-        return "the numeric gradient is zero here: the loss does not depend on this tensor"
+        return (
+            "the numeric gradient is zero here: the loss does not depend on this tensor"
+        )
     if np.allclose(a, 0.0):
         return "the analytic gradient is zero: backward never writes this gradient"
     ratio = a[big] / n[big]
     c = float(np.median(ratio))
     if np.allclose(ratio, c, rtol=1e-4) and abs(c - 1) > 1e-4:
-        known = {-1.0: "the sign is flipped (p - y written as y - p?)",
-                 2.0: "twice too large (a factor 2 from MSE counted twice, or a 1/2 dropped)",
-                 0.5: "half the true value (a 1/2 in the loss not matched in backward?)"}
+        known = {
+            -1.0: "the sign is flipped (p - y written as y - p?)",
+            2.0: "twice too large (MSE's factor 2 counted twice, or a 1/2 dropped)",
+            0.5: "half the true value (a 1/2 in the loss not matched in backward?)",
+        }
         for value, text in known.items():
             if abs(c - value) < 1e-4 * abs(value):
                 return f"analytic = {value:g} x numeric: {text}"
         if c > 1 and abs(c - round(c)) < 1e-4:
-            return (f"analytic = {round(c)} x numeric: a missing 1/N (N = {round(c)} is "
-                    "often the batch size) or a sum where the loss takes a mean")
+            return (
+                f"analytic = {round(c)} x numeric: a missing 1/N (N = {round(c)} is "
+                "often the batch size) or a sum where the loss takes a mean"
+            )
         if c < 1 and abs(1 / c - round(1 / c)) < 1e-3:
-            return (f"analytic = numeric / {round(1 / c)}: an extra 1/N or a mean where "
-                    "the loss takes a sum")
+            return (
+                f"analytic = numeric / {round(1 / c)}: an extra 1/N or a mean where "
+                "the loss takes a sum"
+            )
         return f"analytic = {c:.4g} x numeric everywhere: a constant factor is wrong"
     if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] and checked.all():
         if np.allclose(analytic, numeric.T, rtol=1e-5, atol=1e-10):
-            return "analytic equals the transpose of numeric: the weight gradient is transposed"
+            return (
+                "analytic equals the transpose of numeric: "
+                "the weight gradient is transposed"
+            )
     return ""
 
 
@@ -213,8 +251,14 @@ def _progress(arrays, max_elements: int):
         return None
     from tqdm.auto import tqdm  # imported only when a bar is shown
 
-    return tqdm(total=total, desc="gradcheck", unit="eval", file=sys.stderr,
-                leave=False, delay=_PROGRESS_DELAY_S)
+    return tqdm(
+        total=total,
+        desc="gradcheck",
+        unit="eval",
+        file=sys.stderr,
+        leave=False,
+        delay=_PROGRESS_DELAY_S,
+    )
 
 
 def _measured_noise(objective, value: np.ndarray, f0: float, eps: float) -> float:
@@ -238,17 +282,34 @@ def _measured_noise(objective, value: np.ndarray, f0: float, eps: float) -> floa
     return float(np.sqrt(_GAMMA6 * np.mean(np.diff(fs, n=6) ** 2)))
 
 
-def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_elements, rng):
+def _check_tensor(
+    objective, name, layer, value, analytic, eps, threshold, max_elements, rng
+):
     """Compare analytic with central differences for the array `value` (perturbed in
     place and restored)."""
     if analytic is None or np.shape(analytic) != value.shape:
         got = "nothing" if analytic is None else f"shape {np.shape(analytic)}"
-        return GradcheckRow(name, layer, value.shape, 0, value.size, 0, np.inf, None, np.nan,
-                            np.nan, np.inf, False,
-                            f"the analytic gradient has {got}, expected {value.shape} "
-                            "(a gradient always has the shape of what it differentiates)"
-                            + ("" if analytic is None else
-                               _diagnosis.shape_hint(np.shape(analytic), value.shape)))
+        return GradcheckRow(
+            name,
+            layer,
+            value.shape,
+            0,
+            value.size,
+            0,
+            np.inf,
+            None,
+            np.nan,
+            np.nan,
+            np.inf,
+            False,
+            f"the analytic gradient has {got}, expected {value.shape} "
+            "(a gradient always has the shape of what it differentiates)"
+            + (
+                ""
+                if analytic is None
+                else _diagnosis.shape_hint(np.shape(analytic), value.shape)
+            ),
+        )
     analytic = np.asarray(analytic, np.float64)
     total = value.size
     if total <= max_elements:
@@ -303,13 +364,16 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
     proj_noise = noise * np.sqrt(total)
     # relative to the terms summed, not only to their sum: a random u can make
     # sum(analytic * u) cancel to almost nothing, and rounding noise would then fail
-    # a correct gradient (seen on a confident model: two near-equal entries, u ~ (-1, 1))
+    # a correct gradient (seen on a confident model: two near-equal entries and
+    # u ~ (-1, 1))
     terms = float(np.sum(np.abs(analytic * u)))
     proj_error = max(0.0, abs(a_proj - n_proj) - proj_noise) / max(
         abs(a_proj) + abs(n_proj), terms, 1e-300
     )
     if kinks:
-        proj_error = 0.0 if proj_error < 1e-3 else proj_error  # kinks blur the projection
+        proj_error = (
+            0.0 if proj_error < 1e-3 else proj_error
+        )  # kinks blur the projection
     valid = errors >= 0
     if valid.any():
         j = int(np.argmax(np.where(valid, errors, -1.0)))
@@ -318,7 +382,9 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
         a_w, n_w = float(analytic[worst]), float(numeric[worst])
     else:
         worst, max_error, a_w, n_w = None, 0.0, np.nan, np.nan
-    passed = max_error <= threshold and proj_error <= max(threshold, 1e-6 if kinks else threshold)
+    passed = max_error <= threshold and proj_error <= max(
+        threshold, 1e-6 if kinks else threshold
+    )
     diagnosis = ""
     if not passed:
         diagnosis = _diagnose(analytic, numeric)
@@ -326,9 +392,24 @@ def _check_tensor(objective, name, layer, value, analytic, eps, threshold, max_e
     unresolved = bool(checked.any()) and bool(
         np.all(np.maximum(np.abs(analytic[checked]), np.abs(numeric[checked])) <= noise)
     )
-    return GradcheckRow(name, layer, value.shape, int(valid.sum()), total, kinks, max_error,
-                        worst, a_w, n_w, proj_error, passed, diagnosis,
-                        float(np.linalg.norm(analytic)), noise, unresolved)
+    return GradcheckRow(
+        name,
+        layer,
+        value.shape,
+        int(valid.sum()),
+        total,
+        kinks,
+        max_error,
+        worst,
+        a_w,
+        n_w,
+        proj_error,
+        passed,
+        diagnosis,
+        float(np.linalg.norm(analytic)),
+        noise,
+        unresolved,
+    )
 
 
 def _unresolved_notes(rows: list[GradcheckRow]) -> list[str]:
@@ -389,8 +470,9 @@ def gradcheck(
     if callable(target):
         if not isinstance(X, dict) or grad is None or not callable(grad):
             raise ArgumentTypeError(
-                "gradcheck(function, arrays, grad=grad_function): arrays must be a dict "
-                "of NumPy arrays and grad a function returning a dict of gradients"
+                "gradcheck(function, arrays, grad=grad_function): arrays must be a "
+                "dict of NumPy arrays and grad a function returning a dict of "
+                "gradients"
             )
         return _check_function(target, X, grad, eps, threshold, max_elements, rng)
     raise ArgumentTypeError(
@@ -399,19 +481,25 @@ def gradcheck(
     )
 
 
-def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> GradcheckReport:
+def _check_layer(
+    target, X, y, loss, eps, threshold, max_elements, rng
+) -> GradcheckReport:
     from glassnet.losses import get_loss
 
     notes = []
     dtype = getattr(target, "dtype", None)
     params = target.parameters()
-    if any(p.data.dtype != np.float64 for p in params) or (dtype is not None and dtype != np.float64):
+    if any(p.data.dtype != np.float64 for p in params) or (
+        dtype is not None and dtype != np.float64
+    ):
         notes.append("the model is not float64: the check ran on a float64 copy")
     model = _to_float64(target)
     try:
         x = np.array(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ArgumentTypeError(f"gradcheck: X must be a numeric array ({exc})") from None
+        raise ArgumentTypeError(
+            f"gradcheck: X must be a numeric array ({exc})"
+        ) from None
     if not np.isfinite(x).all():
         from glassnet.errors import DataError
 
@@ -419,7 +507,9 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
     if x.ndim < 1:
         raise ShapeError(f"gradcheck: X must be a batch of inputs, got shape {x.shape}")
     is_model = hasattr(model, "layers")
-    forward = (lambda a: model.forward(a, training=False)) if is_model else model.forward
+    forward = (
+        (lambda a: model.forward(a, training=False)) if is_model else model.forward
+    )
     out = forward(x)
     if loss is not None:
         loss_fn = get_loss(loss)
@@ -442,7 +532,11 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
         dout = weights.copy()
     dx = model.backward(dout)
     grads = {"input": None if dx is None else np.array(dx, dtype=np.float64)}
-    names = model.named_parameters() if is_model else {p.name: p for p in model.parameters()}
+    names = (
+        model.named_parameters()
+        if is_model
+        else {p.name: p for p in model.parameters()}
+    )
     layer_of = {}
     if is_model:
         for i, layer in enumerate(model.layers):
@@ -454,12 +548,25 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
     objective = _Objective(f, {})
     objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
     rows = [
-        _check_tensor(objective, "input", "", x, grads["input"], eps, threshold, max_elements, rng)
+        _check_tensor(
+            objective, "input", "", x, grads["input"], eps, threshold, max_elements, rng
+        )
     ]
     for key, p in names.items():
         layer = layer_of.get(key, type(model).__name__)
-        rows.append(_check_tensor(objective, key, layer, p.data, grads[key], eps, threshold,
-                                  max_elements, rng))
+        rows.append(
+            _check_tensor(
+                objective,
+                key,
+                layer,
+                p.data,
+                grads[key],
+                eps,
+                threshold,
+                max_elements,
+                rng,
+            )
+        )
     if objective.bar is not None:
         objective.bar.close()
     for row in rows:
@@ -477,7 +584,9 @@ def _check_layer(target, X, y, loss, eps, threshold, max_elements, rng) -> Gradc
     return report
 
 
-def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report) -> list[str]:
+def _locate_faulty_layers(
+    model, x, eps, threshold, max_elements, rng, report
+) -> list[str]:
     """Check every layer alone on the input it saw; name those that fail."""
     inputs = []
     a = x
@@ -485,17 +594,22 @@ def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report) -
         inputs.append(a.copy())
         a = layer.forward(a)
     faulty, faulty_index = [], set()
-    for i, (layer, a) in enumerate(zip(model.layers, inputs)):
+    for i, (layer, a) in enumerate(zip(model.layers, inputs, strict=True)):
         sub = _check_layer(layer, a, None, None, eps, threshold, max_elements, rng)
         if not sub.passed:
             faulty_index.add(i)
             bad = ", ".join(
-                f"{r.name}" + (f" ({r.diagnosis})" if r.diagnosis else "") for r in sub.failures()
+                f"{r.name}" + (f" ({r.diagnosis})" if r.diagnosis else "")
+                for r in sub.failures()
             )
-            faulty.append(f"faulty layer {i} ({type(layer).__name__}): its backward disagrees "
-                          f"with its own forward for {bad}")
+            faulty.append(
+                f"faulty layer {i} ({type(layer).__name__}): its backward disagrees "
+                f"with its own forward for {bad}"
+            )
     downstream = [
-        r.name for r in report.failures() if r.name.split(".")[0] not in map(str, faulty_index)
+        r.name
+        for r in report.failures()
+        if r.name.split(".")[0] not in map(str, faulty_index)
     ]
     if faulty and downstream:
         faulty.append(
@@ -505,13 +619,17 @@ def _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report) -
     return faulty
 
 
-def _check_function(f, arrays, grad, eps, threshold, max_elements, rng) -> GradcheckReport:
+def _check_function(
+    f, arrays, grad, eps, threshold, max_elements, rng
+) -> GradcheckReport:
     tensors = {}
     for key, value in arrays.items():
         try:
             tensors[key] = np.array(value, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ArgumentTypeError(f"gradcheck: array {key!r} is not numeric ({exc})") from None
+            raise ArgumentTypeError(
+                f"gradcheck: array {key!r} is not numeric ({exc})"
+            ) from None
     analytic = grad({k: v.copy() for k, v in tensors.items()})
     if not isinstance(analytic, dict):
         raise ArgumentTypeError(
@@ -523,9 +641,19 @@ def _check_function(f, arrays, grad, eps, threshold, max_elements, rng) -> Gradc
     rows = []
     for key, value in tensors.items():
         a = analytic.get(key)
-        rows.append(_check_tensor(objective, key, "", value, a, eps, threshold, max_elements, rng))
+        rows.append(
+            _check_tensor(
+                objective, key, "", value, a, eps, threshold, max_elements, rng
+            )
+        )
     if objective.bar is not None:
         objective.bar.close()
-    notes = [f"grad returned keys not among the arrays: {sorted(set(analytic) - set(tensors))}"
-             ] if set(analytic) - set(tensors) else []
+    notes = (
+        [
+            "grad returned keys not among the arrays: "
+            f"{sorted(set(analytic) - set(tensors))}"
+        ]
+        if set(analytic) - set(tensors)
+        else []
+    )
     return GradcheckReport(rows, threshold, eps, notes + _unresolved_notes(rows))

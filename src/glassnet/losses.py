@@ -27,7 +27,8 @@ class Loss:
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in ("mean", "sum"):
             raise ConfigError(
-                f"{type(self).__name__}: reduction must be 'mean' or 'sum', got {reduction!r}"
+                f"{type(self).__name__}: reduction must be 'mean' or 'sum', "
+                f"got {reduction!r}"
             )
         self.reduction = reduction
 
@@ -67,7 +68,7 @@ class Loss:
 
 
 class MeanSquaredError(Loss):
-    """L = mean((pred - target)**2) over every element; dL/dpred = 2 (pred - target) / n.
+    """L = mean((pred - target)**2) over all elements; dL/dpred = 2 (pred - target) / n.
 
     Shapes: pred (N, ...) and target of the same shape. n = pred.size for "mean".
     """
@@ -95,7 +96,9 @@ def _one_hot_or_labels(loss: Loss, target, N: int, K: int, dtype):
         )
     target = np.ascontiguousarray(target, dtype=dtype)
     if not np.isfinite(target).all() or target.min() < 0:
-        raise DataError(f"{type(loss).__name__}: one-hot targets must be finite and >= 0")
+        raise DataError(
+            f"{type(loss).__name__}: one-hot targets must be finite and >= 0"
+        )
     return target
 
 
@@ -197,7 +200,9 @@ class BinaryCrossEntropy(Loss):
         p, y, ok_p, ok_1mp, scale = self._cache
         safe_p = np.where(ok_p, p, 1.0)  # entries where the log was clamped get 0
         safe_1mp = np.where(ok_1mp, 1.0 - p, 1.0)
-        dp = np.where(ok_1mp, (1.0 - y) / safe_1mp, 0.0) - np.where(ok_p, y / safe_p, 0.0)
+        dp = np.where(ok_1mp, (1.0 - y) / safe_1mp, 0.0) - np.where(
+            ok_p, y / safe_p, 0.0
+        )
         return (dp * scale).astype(p.dtype, copy=False)
 
     def prepare_target(self, target, pred_shape, dtype):

@@ -4,7 +4,13 @@ import numpy as np
 
 from glassnet._validation import as_float_array
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
-from glassnet.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, make_activation
+from glassnet.layers.activations import (
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    make_activation,
+)
 from glassnet.layers.base import Layer
 from glassnet.layers.dense import Dense
 from glassnet.parameter import Parameter
@@ -14,7 +20,9 @@ def _as_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise ConfigError(f"Sequential: dtype must be float32 or float64, got {dtype!r}") from None
+        raise ConfigError(
+            f"Sequential: dtype must be float32 or float64, got {dtype!r}"
+        ) from None
     if dt not in (np.float32, np.float64):
         raise ConfigError(f"Sequential: dtype must be float32 or float64, got {dt}")
     return dt
@@ -103,7 +111,7 @@ class Sequential(Layer):
                 f"got {len(activations)}: {activations}"
             )
         layers: list[Layer] = []
-        for d, m, act in zip(sizes[:-1], sizes[1:], activations):
+        for d, m, act in zip(sizes[:-1], sizes[1:], activations, strict=True):
             layers.append(Dense(d, m, dtype=dtype))
             if str(act).lower() not in ("linear", "identity"):
                 layers.append(make_activation(act))
@@ -134,7 +142,9 @@ class Sequential(Layer):
     def named_parameters(self) -> dict[str, Parameter]:
         """{"0.weight": Parameter, "0.bias": ..., "2.weight": ...}, in order."""
         return {
-            f"{i}.{p.name}": p for i, layer in enumerate(self.layers) for p in layer.parameters()
+            f"{i}.{p.name}": p
+            for i, layer in enumerate(self.layers)
+            for p in layer.parameters()
         }
 
     def set_training(self, training: bool) -> None:
@@ -174,7 +184,9 @@ class Sequential(Layer):
         X = as_float_array(X, name, self.dtype)
         first = self.layers[0] if self.layers else None
         if X.ndim < 2:
-            expected = f"(N, {first.in_features})" if isinstance(first, Dense) else "(N, ...)"
+            expected = (
+                f"(N, {first.in_features})" if isinstance(first, Dense) else "(N, ...)"
+            )
             raise ShapeError(
                 f"{name}: expected a batch of shape {expected}, got {X.shape}; "
                 "reshape a single sample with x.reshape(1, -1)"
@@ -191,7 +203,10 @@ class Sequential(Layer):
         X = self._check_x(X)
         if batch_size is None or batch_size >= len(X):
             return self.forward(X, training=False)
-        parts = [self.forward(X[i : i + batch_size], training=False) for i in range(0, len(X), batch_size)]
+        parts = [
+            self.forward(X[i : i + batch_size], training=False)
+            for i in range(0, len(X), batch_size)
+        ]
         return np.concatenate(parts)
 
     def predict_proba(self, X, batch_size: int | None = None) -> np.ndarray:
@@ -204,7 +219,9 @@ class Sequential(Layer):
         out = self.predict(X, batch_size)
         last = self.layers[-1] if self.layers else None
         if out.ndim != 2:
-            raise ShapeError(f"predict_proba: expected outputs of shape (N, K), got {out.shape}")
+            raise ShapeError(
+                f"predict_proba: expected outputs of shape (N, K), got {out.shape}"
+            )
         if out.shape[1] == 1:
             p = out if isinstance(last, Sigmoid) else 0.5 * (1.0 + np.tanh(0.5 * out))
             return np.hstack([1.0 - p, p])
@@ -225,7 +242,9 @@ class Sequential(Layer):
 
         return fit(self, X, y, **kwargs)
 
-    def evaluate(self, X, y, loss=None, metrics="auto", batch_size: int | None = None) -> dict:
+    def evaluate(
+        self, X, y, loss=None, metrics="auto", batch_size: int | None = None
+    ) -> dict:
         """{"loss": ..., "accuracy": ...} on (X, y) in inference mode."""
         from glassnet.training import evaluate
 

@@ -68,7 +68,9 @@ class Optimizer:
     def _is_bound_to(self, params) -> bool:
         mine = self.params
         params = params if isinstance(params, list) else list(params)
-        return len(params) == len(mine) and all(a is b for a, b in zip(params, mine))
+        return len(params) == len(mine) and all(
+            a is b for a, b in zip(params, mine, strict=True)
+        )
 
     def _init_state(self) -> None:
         pass
@@ -91,10 +93,10 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent, as torch.optim.SGD (dampening 0).
 
-        g = grad + weight_decay * p
-        v = momentum * v + g                       (if momentum > 0)
-        g = g + momentum * v if nesterov else v    (if momentum > 0)
-        p = p - lr * g
+    g = grad + weight_decay * p
+    v = momentum * v + g                       (if momentum > 0)
+    g = g + momentum * v if nesterov else v    (if momentum > 0)
+    p = p - lr * g
     """
 
     def __init__(
@@ -150,10 +152,10 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop, as torch.optim.RMSprop (not centered).
 
-        g = grad + weight_decay * p
-        s = alpha * s + (1 - alpha) * g**2
-        v = momentum * v + g / (sqrt(s) + eps); p -= lr * v   (momentum > 0)
-        p = p - lr * g / (sqrt(s) + eps)                       (momentum == 0)
+    g = grad + weight_decay * p
+    s = alpha * s + (1 - alpha) * g**2
+    v = momentum * v + g / (sqrt(s) + eps); p -= lr * v   (momentum > 0)
+    p = p - lr * g / (sqrt(s) + eps)                       (momentum == 0)
     """
 
     def __init__(
@@ -212,10 +214,10 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015), as torch.optim.Adam.
 
-        g = grad + weight_decay * p           (L2 penalty folded into the gradient)
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g**2
-        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    g = grad + weight_decay * p           (L2 penalty folded into the gradient)
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g**2
+    p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
     decoupled = False

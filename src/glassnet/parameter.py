@@ -62,7 +62,8 @@ class Parameter:
         self._data, self._grad = data, grad
 
     def __repr__(self) -> str:
-        return f"Parameter({self.name!r}, shape={self._data.shape}, dtype={self._data.dtype})"
+        shape, dtype = self._data.shape, self._data.dtype
+        return f"Parameter({self.name!r}, shape={shape}, dtype={dtype})"
 
 
 def _flat_span(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -72,7 +73,9 @@ def _flat_span(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray] | None:
     base, gbase = first._data.base, first._grad.base
     if base is None or gbase is None or base.ndim != 1 or gbase.ndim != 1:
         return None
-    start = (first._data.__array_interface__["data"][0] - base.__array_interface__["data"][0])
+    start = (
+        first._data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    )
     item = base.itemsize
     offset = start
     for p in params:
@@ -80,8 +83,13 @@ def _flat_span(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         if not (p._data.flags.c_contiguous and p._grad.flags.c_contiguous):
             return None
-        here = p._data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        ghere = p._grad.__array_interface__["data"][0] - gbase.__array_interface__["data"][0]
+        here = (
+            p._data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        )
+        ghere = (
+            p._grad.__array_interface__["data"][0]
+            - gbase.__array_interface__["data"][0]
+        )
         if here != offset or ghere != offset:
             return None
         offset += p._data.nbytes
@@ -106,7 +114,9 @@ def flatten(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray]:
     dtypes = {p._data.dtype for p in params}
     if len(dtypes) != 1:
         names = ", ".join(f"{p.name}:{p._data.dtype}" for p in params)
-        raise ShapeError(f"parameters must share one dtype to be optimized, got {names}")
+        raise ShapeError(
+            f"parameters must share one dtype to be optimized, got {names}"
+        )
     span = _flat_span(params)
     if span is not None:
         return span

@@ -5,9 +5,14 @@ import sys
 
 import numpy as np
 
-from glassnet._validation import as_float_array, check_in_range, check_positive_int
+from glassnet._validation import check_in_range, check_positive_int
 from glassnet.callbacks import Callback, History
-from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError, TrainingDivergedError
+from glassnet.errors import (
+    ArgumentTypeError,
+    ConfigError,
+    ShapeError,
+    TrainingDivergedError,
+)
 from glassnet.layers.activations import Sigmoid, Softmax
 from glassnet.losses import (
     BinaryCrossEntropy,
@@ -109,7 +114,9 @@ def _prepare(model, X, y, loss: Loss, name: str = "X"):
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(X):
         got = "a scalar" if y.ndim == 0 else f"{len(y)} rows"
-        raise ShapeError(f"y: expected {len(X)} rows (one per row of {name}), got {got}")
+        raise ShapeError(
+            f"y: expected {len(X)} rows (one per row of {name}), got {got}"
+        )
     out_shape = model.output_shape(X.shape[1:])
     if out_shape is None:
         out_shape = model.forward(X[:1], training=False).shape[1:]
@@ -140,7 +147,9 @@ def evaluate(model, X, y, loss=None, metrics="auto", batch_size=None) -> dict:
     """Loss and metrics of the model on (X, y), in inference mode."""
     loss = get_loss(loss) if loss is not None else infer_loss(model, y)
     X, y = _prepare(model, X, y, loss)
-    return _evaluate_prepared(model, X, y, loss, _metric_names(metrics, loss), batch_size)
+    return _evaluate_prepared(
+        model, X, y, loss, _metric_names(metrics, loss), batch_size
+    )
 
 
 def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict:
@@ -148,7 +157,9 @@ def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict
     total, outs = 0.0, []
     for i in range(0, len(X), step):
         out = model.forward(X[i : i + step], training=False)
-        total += loss.forward(out, y[i : i + step]) * (len(out) if loss.reduction == "mean" else 1)
+        total += loss.forward(out, y[i : i + step]) * (
+            len(out) if loss.reduction == "mean" else 1
+        )
         outs.append(out)
     out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     logs = {"loss": total / len(X) if loss.reduction == "mean" else total}
@@ -157,7 +168,9 @@ def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict
     return logs
 
 
-def train_test_split(X, y, test_size: float = 0.25, *, stratify: bool = True, rng=None, seed=None):
+def train_test_split(
+    X, y, test_size: float = 0.25, *, stratify: bool = True, rng=None, seed=None
+):
     """Split (X, y) into (X_train, X_test, y_train, y_test) with a private generator.
 
     With integer labels y (N,) and stratify=True, each class keeps its proportion
@@ -199,8 +212,14 @@ def _progress(verbose, epochs: int, initial_epoch: int):
     # the epoch's metrics (the description) come before a short bar, so that a
     # narrow terminal cuts the bar and the time, never the validation metrics
     layout = "epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}"
-    return tqdm(total=epochs, initial=initial_epoch, unit="epoch", file=sys.stderr,
-                leave=False, bar_format=layout)
+    return tqdm(
+        total=epochs,
+        initial=initial_epoch,
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+        bar_format=layout,
+    )
 
 
 def fit(
@@ -257,9 +276,15 @@ def fit(
         )
     X, y = _prepare(model, X, y, loss_fn)
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ArgumentTypeError("fit: validation_data must be a pair (X_val, y_val)")
-        X_val, y_val = _prepare(model, *validation_data, loss_fn, name="validation_data X")
+        if not (
+            isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
+        ):
+            raise ArgumentTypeError(
+                "fit: validation_data must be a pair (X_val, y_val)"
+            )
+        X_val, y_val = _prepare(
+            model, *validation_data, loss_fn, name="validation_data X"
+        )
     elif validation_split > 0:
         X, X_val, y, y_val = train_test_split(X, y, validation_split, rng=rng)
     else:
@@ -272,7 +297,9 @@ def fit(
     callbacks = [history, *callbacks]
     for cb in callbacks:
         if not isinstance(cb, Callback):
-            raise ArgumentTypeError(f"fit: callbacks must be Callback instances, got {cb!r}")
+            raise ArgumentTypeError(
+                f"fit: callbacks must be Callback instances, got {cb!r}"
+            )
         cb.model, cb.optimizer = model, optimizer
         cb.rng = rng  # the generator that shuffles (checkpoints save its state)
     N = len(X)
@@ -311,19 +338,21 @@ def fit(
                 if not math.isfinite(value):
                     weights[...] = snapshot
                     raise TrainingDivergedError(
-                        f"fit: loss became {value} at epoch {epoch + 1}, step {start // batch + 1}; "
+                        f"fit: loss became {value} at epoch {epoch + 1}, "
+                        f"step {start // batch + 1}; "
                         "restored the weights from the start of that epoch "
                         "(lower the learning rate or check the data)"
                     )
                 n = len(xb)
                 total += value * n if loss_fn.reduction == "mean" else value
-                for name, metric in zip(metric_names, metric_fns):
+                for name, metric in zip(metric_names, metric_fns, strict=True):
                     sums[name] += metric(trainer.last_output, yb, threshold) * n
             if not np.isfinite(weights).all():  # the epoch's last update overflowed
                 weights[...] = snapshot
                 raise TrainingDivergedError(
                     f"fit: weights became NaN or inf during epoch {epoch + 1}; "
-                    "restored the weights from that epoch's start (lower the learning rate)"
+                    "restored the weights from that epoch's start "
+                    "(lower the learning rate)"
                 )
             # like Keras: the mean over the epoch's batches, weights changing as it goes
             logs = {"loss": total / N if loss_fn.reduction == "mean" else total}

@@ -108,7 +108,9 @@ class LeakyReLU(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         positive = x > 0.0
         self._cache = positive
-        return np.where(positive, x, self.negative_slope * x).astype(x.dtype, copy=False)
+        return np.where(positive, x, self.negative_slope * x).astype(
+            x.dtype, copy=False
+        )
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         positive = self._cached()
@@ -150,7 +152,9 @@ class Softmax(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 1:
-            raise ShapeError(f"Softmax expects input of shape (N, K), got (N, {input_shape})")
+            raise ShapeError(
+                f"Softmax expects input of shape (N, K), got (N, {input_shape})"
+            )
         return tuple(input_shape)
 
 

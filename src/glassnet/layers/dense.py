@@ -95,8 +95,13 @@ class Dense(Layer):
         return config
 
     def _shape_message(self, shape) -> str:
-        shown = "(N, " + ", ".join(str(s) for s in shape[1:]) + ")" if len(shape) > 1 else str(shape)
-        msg = f"Dense({self.in_features}, {self.out_features}) expects input of shape (N, {self.in_features}), got {shown}"
+        shown = (
+            "(N, " + ", ".join(str(s) for s in shape[1:]) + ")"
+            if len(shape) > 1
+            else str(shape)
+        )
+        D, M = self.in_features, self.out_features
+        msg = f"Dense({D}, {M}) expects input of shape (N, {D}), got {shown}"
         if len(shape) > 2:
             msg += "; add Flatten() before this layer"
         elif len(shape) == 2:
