@@ -33,3 +33,13 @@ def test_every_readme_python_block_runs(tmp_path, monkeypatch):
             raise AssertionError(
                 f"README.md block at line {line} failed: {exc!r}"
             ) from exc
+
+
+def test_readme_first_example_learns_iris():
+    """The 15-line example is what a newcomer runs first: it must actually work."""
+    line, code = _blocks()[0]
+    namespace: dict = {"__name__": "__readme__"}
+    exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    assert namespace["history"]["val_accuracy"][-1] >= 0.9
+    assert namespace["report"].passed
+    assert abs(namespace["proba"].sum(axis=1) - 1).max() < 1e-5
