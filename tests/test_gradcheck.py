@@ -518,3 +518,17 @@ def test_confident_custom_model_passes_at_every_stage_of_training(epochs):
     model.fit(X, y, optimizer=gn.Adam(lr=0.05), epochs=epochs, verbose=0)
     report = gn.gradcheck(model, X[:5], y[:5], loss="softmax_cross_entropy")
     assert report.passed, str(report)
+
+
+def test_table_shows_raw_error_and_marks_rounding_only_passes():
+    X, y = gn.datasets.make_blobs(30, 2, 2, seed=0)
+    model = gn.Sequential(gn.Dense(2, 2), gn.Tanh(), gn.Dense(2, 2), seed=0)
+    model.fit(X, y, optimizer=gn.Adam(lr=0.05), epochs=37, verbose=0)
+    report = gn.gradcheck(model, X[:5], y[:5], loss="softmax_cross_entropy")
+    assert report.passed
+    marked = [r for r in report.rows if r.raw_error > report.threshold]
+    assert marked, "this confident model has entries only rounding separates"
+    text = str(report)
+    assert "ok*" in text and "rounding error" in text
+    for r in marked:
+        assert f"{r.raw_error:.2e}" in text
