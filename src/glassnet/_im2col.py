@@ -170,3 +170,40 @@ class ConvGrid:
         grid = np.zeros((N, F, self.H_out, self.W_grid), dtype=dout.dtype)
         grid[:, :, :, : self.W_out] = dout
         return grid.reshape(N, F, self.H_out * self.W_grid)
+
+    # Batch-last buffers, (C, size, N), for Conv2D's input gradient: there a
+    # kernel offset's pixels for all examples form one run of H_out*W_grid*N
+    # values per channel, so col2im's additions are long contiguous runs, not the
+    # W_grid-long rows of (N, C, size). Measured on conv 2 of the cnn benchmark:
+    # the 25 additions 0.18 ms instead of 0.75 ms, the input gradient 1.0-1.15 ms
+    # instead of 1.27-1.31 ms, its transposed copies included.
+
+    def window_last(self, flat: np.ndarray, i: int, j: int) -> np.ndarray:
+        """Pixels read by kernel offset (i, j), batch last:
+        (C, size, N) -> (C, H_out, W_grid, N) view (writable)."""
+        C, _, N = flat.shape
+        if not self.wide:
+            image = flat[:, : self.Hp * self.Wp].reshape(C, self.Hp, self.Wp, N)
+            S = self.stride
+            rows = slice(i, i + S * (self.H_out - 1) + 1, S)
+            cols = slice(j, j + S * (self.W_out - 1) + 1, S)
+            return image[:, rows, cols]
+        start = i * self.Wp + j
+        run = flat[:, start : start + self.H_out * self.Wp]  # one contiguous run
+        return run.reshape(C, self.H_out, self.Wp, N)
+
+    def output_to_grid_last(self, dout: np.ndarray) -> np.ndarray:
+        """dout on the output grid, batch last, zeros in the extra columns:
+        (N, F, H_out, W_out) -> (F, H_out*W_grid*N), a new array."""
+        N, F = dout.shape[:2]
+        grid = np.zeros((F, self.H_out, self.W_grid, N), dtype=dout.dtype)
+        grid[:, :, : self.W_out] = dout.transpose(1, 2, 3, 0)  # (F, H_out, W_out, N)
+        return grid.reshape(F, -1)
+
+    def unpad_last(self, flat: np.ndarray) -> np.ndarray:
+        """The unpadded pixels of a batch-last buffer:
+        (C, size, N) -> (N, C, H, W) view."""
+        C, _, N = flat.shape
+        image = flat[:, : self.Hp * self.Wp].reshape(C, self.Hp, self.Wp, N)
+        inner = image[:, self.top : self.top + self.H, self.left : self.left + self.W]
+        return inner.transpose(3, 0, 1, 2)  # (C, H, W, N) -> (N, C, H, W)

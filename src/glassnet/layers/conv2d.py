@@ -165,17 +165,19 @@ class Conv2D(Layer):
         if not self.input_grad:
             return None
         # col2im fused with its matrix product: the pixels read by offset (i, j)
-        # collect weight[:, :, i, j].T @ g. Adding each offset's (N, C, L) product
-        # while it is in cache beats building all (N, C*KH*KW, L) columns first.
+        # collect weight[:, :, i, j].T @ g. Adding each offset's (C, L*N) product
+        # while it is in cache beats building all (C*KH*KW, L*N) columns first.
+        # Batch last (see ConvGrid.window_last): each addition is C contiguous runs.
         N, (KH, KW) = dout.shape[0], self.kernel_size
+        g_last = grid.output_to_grid_last(dout)  # (F, L*N)
         w_t = self.weight.data.transpose(2, 3, 1, 0).copy()  # (KH, KW, C, F)
-        dflat = np.zeros((N, self.in_channels, grid.size), dtype=g.dtype)
+        dflat = np.zeros((self.in_channels, grid.size, N), dtype=g.dtype)
         for i in range(KH):
             for j in range(KW):
-                target = grid.window(dflat, i, j)  # (N, C, H_out, W_grid) view
-                part = np.matmul(w_t[i, j], g)  # (C, F) @ (N, F, L) -> (N, C, L)
+                target = grid.window_last(dflat, i, j)  # (C, H_out, W_grid, N) view
+                part = w_t[i, j] @ g_last  # (C, F) @ (F, L*N) -> (C, L*N)
                 target += part.reshape(target.shape)
-        return grid.unpad(dflat)  # (N, C, H, W)
+        return grid.unpad_last(dflat)  # (N, C, H, W) view
 
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]
