@@ -177,7 +177,7 @@ class Conv2D(Layer):
                 target = grid.window_last(dflat, i, j)  # (C, H_out, W_grid, N) view
                 part = w_t[i, j] @ g_last  # (C, F) @ (F, L*N) -> (C, L*N)
                 target += part.reshape(target.shape)
-        return grid.unpad_last(dflat)  # (N, C, H, W) view
+        return grid.unpad_last(dflat)  # (N, C, H, W)
 
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]
