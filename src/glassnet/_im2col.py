@@ -8,9 +8,9 @@ every output position form one strided slice of x,
 
 of shape (N, C, H_out, W_out). Every layer here loops over the KH * KW window
 offsets only (9 for a 3x3 kernel) and lets NumPy handle batch, channels and
-pixels in one call per offset: im2col is KH * KW slice copies, its adjoint
-(col2im, in Conv2D.backward) KH * KW slice additions, max-pooling KH * KW
-np.maximum calls.
+pixels in one call per offset: col2im (in Conv2D.backward) is KH * KW slice
+additions, max-pooling KH * KW np.maximum calls. im2col goes further: the
+slices of all offsets are one strided view, copied by one call.
 
 Convolution with stride 1 uses a "wide" output grid. The padded input is stored
 flat per channel, (N, C, Hp * Wp), and output position (h, w) is given the flat
@@ -25,6 +25,7 @@ of the matrix product, against copies several times faster.
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 def output_size(size: int, window: int, stride: int, pad_total: int = 0) -> int:
@@ -133,14 +134,24 @@ class ConvGrid:
         """Columns of windows: (N, C, size) -> cols (N, C*KH*KW, H_out*W_grid).
 
         cols[n, (c, i, j), (h, w)] = padded x[n, c, h*S + i, w*S + j].
+        All KH*KW windows are one read-only strided view of flat, copied by one
+        call rather than one per offset: cnn benchmark, 0.10 ms instead of
+        0.18 ms (conv 1) and 0.15 ms instead of 0.26 ms (conv 2), one thread.
         """
         N, C = flat.shape[:2]
-        cols = np.empty(
-            (N, C, self.KH, self.KW, self.H_out, self.W_grid), dtype=flat.dtype
-        )
-        for i in range(self.KH):
-            for j in range(self.KW):
-                cols[:, :, i, j] = self.window(flat, i, j)
+        sN, sC = flat.strides[:2]
+        if self.wide:  # offset (i, j) starts i*Wp + j values into each channel
+            step = flat.strides[2]
+            shape = (N, C, self.KH, self.KW, self.H_out * self.Wp)
+            strides = (sN, sC, self.Wp * step, step, step)
+            windows = as_strided(flat, shape, strides, writeable=False)
+        else:
+            image = self.image(flat)  # (N, C, Hp, Wp)
+            sH, sW, S = image.strides[2], image.strides[3], self.stride
+            shape = (N, C, self.KH, self.KW, self.H_out, self.W_out)
+            strides = (sN, sC, sH, sW, S * sH, S * sW)
+            windows = as_strided(image, shape, strides, writeable=False)
+        cols = np.ascontiguousarray(windows)  # (N, C, KH, KW, H_out, W_grid) copy
         return cols.reshape(N, C * self.KH * self.KW, self.H_out * self.W_grid)
 
     def unpad(self, flat: np.ndarray) -> np.ndarray:
