@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from user_layers import UserDense
+from user_layers import UserDense, UserSigmoid, UserSoftmax, UserTanh
 
 
 class BiasMean(UserDense):
@@ -72,16 +72,6 @@ class Accumulates(UserDense):
         return dout @ self.weight.data.T
 
 
-class UserSigmoid(gn.Layer):
-    def forward(self, z):
-        self._cache = (z, 1.0 / (1.0 + np.exp(-z)))
-        return self._cache[1]
-
-    def backward(self, dout):
-        z, a = self._cache
-        return dout * a * (1.0 - a)
-
-
 class SigmoidOnZ(UserSigmoid):
     """Seed 001: sigmoid(z, deriv=True) returns z * (1 - z)."""
 
@@ -107,33 +97,12 @@ class SigmoidMatrix(UserSigmoid):
         return dout @ (a.T @ (1.0 - a))
 
 
-class UserTanh(gn.Layer):
-    def forward(self, z):
-        self._cache = (z, np.tanh(z))
-        return self._cache[1]
-
-    def backward(self, dout):
-        z, a = self._cache
-        return dout * (1.0 - a**2)
-
-
 class TanhOnZ(UserTanh):
     """Seed 000 wrote 1 - x2**2 with the activation; the mistake is using z."""
 
     def backward(self, dout):
         z, a = self._cache
         return dout * (1.0 - z**2)
-
-
-class UserSoftmax(gn.Layer):
-    def forward(self, z):
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        self._cache = e / e.sum(axis=1, keepdims=True)
-        return self._cache
-
-    def backward(self, dout):
-        p = self._cache
-        return p * (dout - np.sum(dout * p, axis=1, keepdims=True))
 
 
 class SoftmaxDiagonal(UserSoftmax):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from user_layers import UserDense
+from user_layers import UserDense, UserSigmoid, UserSoftmax
 
 # -- part 1: planted bugs in custom layers -------------------------------------
 
@@ -47,32 +47,10 @@ class CenteringWithout1OverN(BatchCentering):
         return dout - dout.sum(axis=0)  # BUG: the mean's 1/N is missing
 
 
-class UserSigmoid(gn.Layer):
-    def forward(self, z):
-        a = 1.0 / (1.0 + np.exp(-z))
-        self._cache = (z, a)
-        return a
-
-    def backward(self, dout):
-        z, a = self._cache
-        return dout * a * (1.0 - a)
-
-
 class SigmoidDerivativeOnZ(UserSigmoid):
     def backward(self, dout):
         z, a = self._cache
         return dout * z * (1.0 - z)  # BUG: s'(z) = s(z)(1 - s(z)), not z(1 - z)
-
-
-class UserSoftmax(gn.Layer):
-    def forward(self, z):
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        self._cache = e / e.sum(axis=1, keepdims=True)
-        return self._cache
-
-    def backward(self, dout):
-        p = self._cache
-        return p * (dout - np.sum(dout * p, axis=1, keepdims=True))
 
 
 class SoftmaxDiagonalOnly(UserSoftmax):
