@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 
+from glassnet._kernels import sigmoid
+
 _BATCH_SIZE_TEXT = "is often the batch size"
 
 
@@ -24,10 +26,6 @@ def _close(a, b) -> bool:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
     return bool(np.max(np.abs(a - b), initial=0.0) <= 1e-7 * scale)
-
-
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _rows_sum_to_one(out) -> bool:
@@ -60,7 +58,7 @@ _INPUT_MISTAKES = [
         "full Jacobian is s * (dout - (dout * s).sum(axis=1, keepdims=True))",
     ),
     (
-        lambda x, out, g: g * _sigmoid(out) * (1.0 - _sigmoid(out)),
+        lambda x, out, g: g * sigmoid(out) * (1.0 - sigmoid(out)),
         "the derivative is applied to the activation instead of the pre-activation: "
         "backward computes sigmoid'(out) = s(out)(1 - s(out)), the sigmoid applied "
         "twice; sigmoid'(x) = out * (1 - out)",

@@ -8,7 +8,13 @@ binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
 
 import numpy as np
 
-from glassnet._kernels import ONE_HOT_MAX_CLASSES, one_hot, row_max, row_sums
+from glassnet._kernels import (
+    ONE_HOT_MAX_CLASSES,
+    one_hot,
+    row_max,
+    row_sums,
+    sigmoid,
+)
 from glassnet._validation import check_labels
 from glassnet.errors import ConfigError, DataError, ShapeError
 
@@ -230,9 +236,7 @@ class BinaryCrossEntropyWithLogits(BinaryCrossEntropy):
 
     def backward(self) -> np.ndarray:
         z, y, scale = self._cache
-        s = np.tanh(z * 0.5)
-        s += 1.0
-        s *= 0.5  # sigmoid(z), overflow-free
+        s = sigmoid(z)
         s -= y
         s *= scale
         return s

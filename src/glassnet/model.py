@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from glassnet._kernels import sigmoid, softmax
 from glassnet._validation import as_float_array
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.layers.activations import (
@@ -223,14 +224,11 @@ class Sequential(Layer):
                 f"predict_proba: expected outputs of shape (N, K), got {out.shape}"
             )
         if out.shape[1] == 1:
-            p = out if isinstance(last, Sigmoid) else 0.5 * (1.0 + np.tanh(0.5 * out))
+            p = out if isinstance(last, Sigmoid) else sigmoid(out)
             return np.hstack([1.0 - p, p])
         if isinstance(last, Softmax):
             return out
-        shifted = out - out.max(axis=1, keepdims=True)
-        np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=1, keepdims=True)
-        return shifted
+        return softmax(out)
 
     def predict_classes(self, X, batch_size: int | None = None) -> np.ndarray:
         """Integer class of each row: argmax of the outputs (threshold for one unit)."""

@@ -7,6 +7,7 @@ features of a row, so its backward applies a full K x K Jacobian per row.
 
 import numpy as np
 
+from glassnet._kernels import sigmoid, softmax
 from glassnet._validation import check_in_range
 from glassnet.errors import ConfigError, ShapeError
 from glassnet.layers.base import Layer
@@ -36,10 +37,7 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = np.multiply(x, 0.5)
-        np.tanh(out, out=out)
-        out += 1.0
-        out *= 0.5
+        out = sigmoid(x)
         self._cache = out
         return out
 
@@ -139,11 +137,9 @@ class Softmax(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2:
             raise ShapeError(f"Softmax expects input of shape (N, K), got {x.shape}")
-        shifted = x - x.max(axis=1, keepdims=True)  # exp() cannot overflow
-        np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=1, keepdims=True)
-        self._cache = shifted
-        return shifted
+        out = softmax(x)
+        self._cache = out
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         s = self._cached()
