@@ -182,6 +182,11 @@ class Sequential(Layer):
     # -- using a model ----------------------------------------------------------
 
     def _check_x(self, X, name: str = "X") -> np.ndarray:
+        return self._checked_input(X, name)[0]
+
+    def _checked_input(self, X, name: str = "X"):
+        """(X as a float array of the model's dtype, one sample's output shape or
+        None if some layer cannot tell), raising a glassnet error for bad X."""
         X = as_float_array(X, name, self.dtype)
         first = self.layers[0] if self.layers else None
         if X.ndim < 2:
@@ -192,8 +197,8 @@ class Sequential(Layer):
                 f"{name}: expected a batch of shape {expected}, got {X.shape}; "
                 "reshape a single sample with x.reshape(1, -1)"
             )
-        self.output_shape(X.shape[1:])  # names the first layer that does not fit
-        return X
+        out_shape = self.output_shape(X.shape[1:])  # names the first misfit layer
+        return X, out_shape
 
     def predict(self, X, batch_size: int | None = None) -> np.ndarray:
         """The network's output for X in inference mode: (N, ...) -> (N, M).

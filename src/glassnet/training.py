@@ -10,6 +10,7 @@ from glassnet.callbacks import Callback, History
 from glassnet.errors import (
     ArgumentTypeError,
     ConfigError,
+    DataError,
     ShapeError,
     TrainingDivergedError,
 )
@@ -108,7 +109,7 @@ def infer_loss(model, y) -> Loss:
 
 def _prepare(model, X, y, loss: Loss, name: str = "X"):
     """Validate (X, y) against the model once; returns arrays ready for steps."""
-    X = model._check_x(X, name)
+    X, out_shape = model._checked_input(X, name)
     if y is None:
         raise ArgumentTypeError(f"{name}: targets y are required to compute a loss")
     y = np.asarray(y)
@@ -117,12 +118,9 @@ def _prepare(model, X, y, loss: Loss, name: str = "X"):
         raise ShapeError(
             f"y: expected {len(X)} rows (one per row of {name}), got {got}"
         )
-    out_shape = model.output_shape(X.shape[1:])
     if out_shape is None:
         out_shape = model.forward(X[:1], training=False).shape[1:]
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
-        from glassnet.errors import DataError
-
         raise DataError("y: expected finite values, got NaN or inf")
     y = loss.prepare_target(y, (len(X), *out_shape), model.dtype)
     return X, y
