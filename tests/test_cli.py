@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.config import build_model, build_optimizer, load_config, load_data
+from glassnet.cli.config import build_model, build_optimizer, load_config, load_data
 
 IRIS_TOML = """\
 seed = 0

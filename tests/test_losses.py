@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.losses import LOSSES, get_loss
+from glassnet.nn.losses import LOSSES, get_loss
 
 STRICT = {"over": "raise", "invalid": "raise", "divide": "raise"}
 LN2 = math.log(2.0)

@@ -18,7 +18,7 @@ import pytest
 
 import glassnet as gn
 
-gradcheck_module = importlib.import_module("glassnet.gradcheck")
+gradcheck_module = importlib.import_module("glassnet.check.gradcheck")
 
 
 class Terminal(io.StringIO):

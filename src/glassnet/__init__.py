@@ -1,15 +1,6 @@
 """glassnet: small NumPy neural networks whose every derivative can be checked."""
 
-from glassnet import datasets
-from glassnet.callbacks import (
-    Callback,
-    CosineDecay,
-    EarlyStopping,
-    ExponentialDecay,
-    History,
-    LearningRateScheduler,
-    StepDecay,
-)
+from glassnet.check.gradcheck import GradcheckReport, gradcheck
 from glassnet.errors import (
     ArgumentTypeError,
     CallOrderError,
@@ -21,8 +12,8 @@ from glassnet.errors import (
     ShapeError,
     TrainingDivergedError,
 )
-from glassnet.gradcheck import GradcheckReport, gradcheck
-from glassnet.layers import (
+from glassnet.io import datasets
+from glassnet.nn.layers import (
     AvgPool2D,
     Conv2D,
     Dense,
@@ -37,7 +28,8 @@ from glassnet.layers import (
     Softmax,
     Tanh,
 )
-from glassnet.losses import (
+from glassnet.nn.layers.containers import Sequential
+from glassnet.nn.losses import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
     CrossEntropy,
@@ -45,10 +37,18 @@ from glassnet.losses import (
     MeanSquaredError,
     SoftmaxCrossEntropy,
 )
-from glassnet.model import Sequential
-from glassnet.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from glassnet.parameter import Parameter
-from glassnet.training import Trainer, fit
+from glassnet.nn.parameter import Parameter
+from glassnet.train.callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    History,
+    LearningRateScheduler,
+    StepDecay,
+)
+from glassnet.train.loop import Trainer, fit
+from glassnet.train.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
 
@@ -122,17 +122,35 @@ _LAZY_REPORTS = {"explain", "gradient_flow"}
 # Saving and loading, imported on first use: with json, inspect and tempfile they
 # were 14 ms of `import glassnet` (benchmarks/run.py --cases import).
 _LAZY_NAMES = {
-    "BackupAndRestore": "checkpoints",
-    "ModelCheckpoint": "checkpoints",
-    "load_checkpoint": "checkpoints",
-    "save_checkpoint": "checkpoints",
-    "load": "serialization",
-    "load_weights": "serialization",
-    "save_weights": "serialization",
+    "BackupAndRestore": "train.checkpoints",
+    "ModelCheckpoint": "train.checkpoints",
+    "load_checkpoint": "train.checkpoints",
+    "save_checkpoint": "train.checkpoints",
+    "load": "io.serialization",
+    "load_weights": "io.serialization",
+    "save_weights": "io.serialization",
+}
+
+
+# Modules by the names they had before the nn/train/check/io layout, so that
+# `gn.losses.get_loss` and friends keep working through the package namespace.
+_MODULE_ALIASES = {
+    "losses": "nn.losses",
+    "layers": "nn.layers",
+    "initializers": "nn.initializers",
+    "optimizers": "train.optimizers",
+    "callbacks": "train.callbacks",
+    "metrics": "train.metrics",
+    "checkpoints": "train.checkpoints",
+    "serialization": "io.serialization",
 }
 
 
 def __getattr__(name: str):
+    if name in _MODULE_ALIASES:
+        import importlib
+
+        return importlib.import_module(f"glassnet.{_MODULE_ALIASES[name]}")
     if name in _LAZY_NAMES:
         import importlib
 
@@ -147,3 +165,8 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"glassnet.{name}")
     raise AttributeError(f"module 'glassnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazy ones included (they load on first access)."""
+    return sorted(set(globals()) | set(__all__) | _LAZY_SUBMODULES)

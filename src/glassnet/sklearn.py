@@ -30,12 +30,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'glassnet[sklearn]'"
     ) from exc
 
-from glassnet.callbacks import EarlyStopping
 from glassnet.errors import ArgumentTypeError, ConfigError, DataError
-from glassnet.layers.activations import ACTIVATIONS, Sigmoid, Softmax
-from glassnet.model import Sequential
-from glassnet.optimizers import OPTIMIZERS, Optimizer
-from glassnet.training import fit as _fit
+from glassnet.nn.layers.activations import ACTIVATIONS, Sigmoid, Softmax
+from glassnet.nn.layers.containers import Sequential
+from glassnet.train.callbacks import EarlyStopping
+from glassnet.train.loop import fit as _fit
+from glassnet.train.optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["GlassClassifier", "GlassRegressor"]
 

@@ -12,61 +12,19 @@ Dense is explained (and checked) as a Dense.
 Notation: g = dL/d(out), the upstream gradient, with out's shape; N = batch.
 """
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from glassnet.reports import _rules_conv
+from glassnet.reports._derivation import (
+    Derivation,
+    Jacobian,
+    Rule,
+    Step,
+    matrix_text,
+    rule_name,
+)
 from glassnet.reports._table import count_str, shape_str
 from glassnet.reports._trace import LayerTrace
-
-
-@dataclass
-class Step:
-    """One line of a derivation: what, its formula, and the shapes involved."""
-
-    name: str
-    formula: str
-    shapes: str = ""
-
-
-@dataclass
-class Jacobian:
-    """d vec(out) / d vec(x): size, structure and how many entries can be nonzero."""
-
-    rows: int
-    cols: int
-    structure: str
-    nonzeros: int
-
-    def text(self) -> str:
-        total = self.rows * self.cols
-        return (
-            f"{self.structure}; {count_str(self.nonzeros)} of {count_str(total)} "
-            "entries can be nonzero; never built"
-        )
-
-
-@dataclass
-class Derivation:
-    forward: Step
-    backward: list[Step]
-    jacobian: Jacobian | None
-    why: list[str] = field(default_factory=list)
-    numbers: list[Step] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Rule:
-    describe: object  # (LayerTrace) -> Derivation
-    vjp: object  # (LayerTrace) -> {"x": dL/dx, parameter name: gradient}
-
-
-def matrix_text(a: np.ndarray) -> str:
-    """A small matrix as rows of numbers, 3 significant digits."""
-    a = np.atleast_2d(a)
-    if a.dtype.kind in "iub":
-        return "\n".join(" ".join(str(int(v)) for v in row) for row in a)
-    return "\n".join(" ".join(f"{v:+.3f}" for v in row) for row in a)
 
 
 def _s(a) -> str:
@@ -162,7 +120,7 @@ def _dropout_scale(layer, x: np.ndarray) -> np.ndarray:
 
 
 def _elementwise(t: LayerTrace) -> Derivation:
-    fwd, bwd, deriv, note = _ELEMENTWISE[_rule_name(t.layer, _ELEMENTWISE)]
+    fwd, bwd, deriv, note = _ELEMENTWISE[rule_name(t.layer, _ELEMENTWISE)]
     x, out = t.x, t.out
     size = x.size
     why = [
@@ -188,7 +146,7 @@ def _elementwise(t: LayerTrace) -> Derivation:
 
 
 def _elementwise_vjp(t: LayerTrace) -> dict:
-    _, _, deriv, _ = _ELEMENTWISE[_rule_name(t.layer, _ELEMENTWISE)]
+    _, _, deriv, _ = _ELEMENTWISE[rule_name(t.layer, _ELEMENTWISE)]
     return {"x": t.g * deriv(t.x, t.out, t.layer)}
 
 
@@ -270,17 +228,8 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _rule_name(layer, table) -> str | None:
-    for cls in type(layer).__mro__:
-        if cls.__name__ in table:
-            return cls.__name__
-    return None
-
-
 def find_rule(layer) -> Rule | None:
     """The rule of layer's class or of its nearest base class that has one."""
-    from glassnet.reports import _rules_conv  # registers Conv2D and the pools
-
     rules = {**RULES, **_rules_conv.RULES}
-    name = _rule_name(layer, rules)
+    name = rule_name(layer, rules)
     return None if name is None else rules[name]

@@ -8,7 +8,7 @@ check in explain compares two independent derivations.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from glassnet.reports._rules import Derivation, Jacobian, Rule, Step, matrix_text
+from glassnet.reports._derivation import Derivation, Jacobian, Rule, Step, matrix_text
 from glassnet.reports._table import count_str, shape_str
 from glassnet.reports._trace import LayerTrace
 

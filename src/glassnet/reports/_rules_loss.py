@@ -7,7 +7,8 @@ applied to dL/dp = -y / p / N, which must give the fused (p - y) / N.
 
 import numpy as np
 
-from glassnet.reports._rules import Derivation, Step, _rule_name, softmax_blocks
+from glassnet.reports._derivation import Derivation, Step, rule_name
+from glassnet.reports._rules import softmax_blocks
 from glassnet.reports._table import shape_str
 
 
@@ -133,5 +134,5 @@ LOSS_RULES = {
 
 def loss_rule(loss):
     """The rule for loss's class (or nearest base), or None for a custom loss."""
-    name = _rule_name(loss, LOSS_RULES)
+    name = rule_name(loss, LOSS_RULES)
     return None if name is None else LOSS_RULES[name]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassnet.errors import ArgumentTypeError, ShapeError
-from glassnet.layers.base import Layer
+from glassnet.nn.layers.base import Layer
 
 
 @dataclass
@@ -174,7 +174,7 @@ def run_trace(
         a = out
     value = None
     if loss is not None:
-        from glassnet.losses import get_loss
+        from glassnet.nn.losses import get_loss
 
         loss = get_loss(loss)
         target = loss.prepare_target(y, a.shape, a.dtype)

@@ -149,7 +149,7 @@ class ExplainReport(Report):
 
 def _custom(t) -> tuple[Derivation, dict, float]:
     """A layer without a rule: its docstring, and a gradient check of its backward."""
-    from glassnet.gradcheck import gradcheck
+    from glassnet.check.gradcheck import gradcheck
     from glassnet.reports._rules import Jacobian, Step
 
     doc = (type(t.layer).__doc__ or "").strip().split("\n")[0] or "your forward(x)"
@@ -206,7 +206,7 @@ def explain(
     Everything runs on a float64 copy: the model is not changed.
     """
     from glassnet.errors import ConfigError
-    from glassnet.losses import get_loss
+    from glassnet.nn.losses import get_loss
 
     if format not in ("text", "markdown"):
         raise ConfigError(

@@ -156,8 +156,8 @@ def gradient_flow(
     with more than `dead` of its units dead. The model itself is not changed.
     """
     from glassnet._validation import as_float_array
-    from glassnet.losses import get_loss
-    from glassnet.training import infer_loss
+    from glassnet.nn.losses import get_loss
+    from glassnet.train.loop import infer_loss
 
     layers_of(model)
     X = as_float_array(X, "X", np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 import numpy as np
 
 from glassnet._validation import check_in_range
-from glassnet.layers.base import Layer
+from glassnet.nn.layers.base import Layer
 
 
 class Dropout(Layer):

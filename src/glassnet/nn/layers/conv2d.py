@@ -10,9 +10,9 @@ from glassnet._im2col import ConvGrid, same_padding
 from glassnet._kernels import column_sums, ones
 from glassnet._validation import _is_positive_int, check_positive_int
 from glassnet.errors import ConfigError, ShapeError
-from glassnet.initializers import get_initializer
-from glassnet.layers.base import Layer
-from glassnet.parameter import Parameter
+from glassnet.nn.initializers import get_initializer
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.parameter import Parameter
 
 
 def _pair(owner: str, name: str, value) -> tuple[int, int]:

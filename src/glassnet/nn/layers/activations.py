@@ -10,7 +10,7 @@ import numpy as np
 from glassnet._kernels import sigmoid, softmax
 from glassnet._validation import check_in_range
 from glassnet.errors import ConfigError, ShapeError
-from glassnet.layers.base import Layer
+from glassnet.nn.layers.base import Layer
 
 
 class Identity(Layer):

@@ -7,9 +7,9 @@ import numpy as np
 from glassnet._kernels import column_sums
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
-from glassnet.initializers import get_initializer
-from glassnet.layers.base import Layer
-from glassnet.parameter import Parameter
+from glassnet.nn.initializers import get_initializer
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.parameter import Parameter
 
 
 class Dense(Layer):
@@ -25,7 +25,7 @@ class Dense(Layer):
         dL/dbias   = dout.sum(axis=0)  the bias was broadcast over N rows
         dL/dx      = dout @ weight.T   (N, M) @ (M, D) -> (N, D)
 
-    init: name of an initializer (see glassnet.initializers); None lets Sequential
+    init: name of an initializer (see glassnet.nn.initializers); None lets Sequential
     choose from the next activation (He before ReLU, "uniform" before Sigmoid or
     Softmax, Glorot otherwise; see Sequential). The bias starts at zero, except
     with "uniform", PyTorch's default, which draws it like the weight from

@@ -6,7 +6,6 @@ import sys
 import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_int
-from glassnet.callbacks import Callback, History
 from glassnet.errors import (
     ArgumentTypeError,
     ConfigError,
@@ -14,8 +13,9 @@ from glassnet.errors import (
     ShapeError,
     TrainingDivergedError,
 )
-from glassnet.layers.activations import Sigmoid, Softmax
-from glassnet.losses import (
+from glassnet.io.datasets import train_test_split
+from glassnet.nn.layers.activations import Sigmoid, Softmax
+from glassnet.nn.losses import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
     CrossEntropy,
@@ -23,8 +23,9 @@ from glassnet.losses import (
     SoftmaxCrossEntropy,
     get_loss,
 )
-from glassnet.metrics import get_metric
-from glassnet.optimizers import get_optimizer
+from glassnet.train.callbacks import Callback, History
+from glassnet.train.metrics import get_metric
+from glassnet.train.optimizers import get_optimizer
 
 _CLASSIFICATION = (SoftmaxCrossEntropy, CrossEntropy, BinaryCrossEntropy)
 
@@ -102,7 +103,7 @@ def infer_loss(model, y) -> Loss:
     y = np.asarray(y)
     if y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
         return SoftmaxCrossEntropy()
-    from glassnet.losses import MeanSquaredError
+    from glassnet.nn.losses import MeanSquaredError
 
     return MeanSquaredError()
 
@@ -164,39 +165,6 @@ def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict
     for name in metric_names:
         logs[name] = get_metric(name)(out, y, _threshold(loss))
     return logs
-
-
-def train_test_split(
-    X, y, test_size: float = 0.25, *, stratify: bool = True, rng=None, seed=None
-):
-    """Split (X, y) into (X_train, X_test, y_train, y_test) with a private generator.
-
-    With integer labels y (N,) and stratify=True, each class keeps its proportion
-    (at least one test row per class with two or more rows). Global random state is
-    never used: pass rng (a np.random.Generator) or seed.
-    """
-    check_in_range("train_test_split", "test_size", test_size, 1e-12, 1.0)
-    rng = rng if rng is not None else np.random.default_rng(seed)
-    y = np.asarray(y)
-    N = len(y)
-    if stratify and y.ndim == 1 and not np.issubdtype(y.dtype, np.floating):
-        test = []
-        for c in np.unique(y):
-            rows = np.flatnonzero(y == c)
-            rows = rows[rng.permutation(len(rows))]
-            n_test = int(round(test_size * len(rows)))
-            if len(rows) > 1:
-                n_test = min(max(n_test, 1), len(rows) - 1)
-            test.append(rows[:n_test])
-        test_idx = np.sort(np.concatenate(test))
-    else:
-        n_test = max(1, int(round(test_size * N)))
-        test_idx = np.sort(rng.permutation(N)[:n_test])
-    mask = np.ones(N, dtype=bool)
-    mask[test_idx] = False
-    train_idx = np.flatnonzero(mask)
-    X = np.asarray(X)
-    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
 def _progress(verbose, epochs: int, initial_epoch: int):

@@ -195,9 +195,9 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
 
 def build_model(cfg: TrainConfig, seed: int | None = None):
     """The untrained Sequential the configuration describes."""
-    from glassnet.layers.activations import make_activation
-    from glassnet.model import Sequential
-    from glassnet.serialization import LAYERS
+    from glassnet.io.serialization import LAYERS
+    from glassnet.nn.layers.activations import make_activation
+    from glassnet.nn.layers.containers import Sequential
 
     layers = []
     for i, spec in enumerate(cfg.layers):
@@ -230,8 +230,8 @@ def load_data(
     cfg: TrainConfig, seed: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) as the [data] table says; built-in sets are drawn with the seed."""
-    from glassnet import datasets
-    from glassnet.datafiles import read_table
+    from glassnet.io import datasets
+    from glassnet.io.datafiles import read_table
 
     data = cfg.data
     seed = cfg.seed if seed is None else seed
@@ -275,7 +275,7 @@ def load_data(
 
 def build_optimizer(cfg: TrainConfig):
     """The optimizer named in [optimizer], with the other keys as hyperparameters."""
-    from glassnet.optimizers import get_optimizer
+    from glassnet.train.optimizers import get_optimizer
 
     hyperparameters = {k: v for k, v in cfg.optimizer.items() if k != "name"}
     try:

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from glassnet.checkpoints import BackupAndRestore
+from glassnet.train.checkpoints import BackupAndRestore
 
 
 def _log(message: str) -> None:
@@ -167,9 +167,9 @@ def train(args) -> int:
     """Train the model a TOML configuration describes; write the model file and
     the history CSV. A checkpoint is written after every epoch and removed at the
     end; if one is found at the start (an interrupted run), training resumes."""
-    from glassnet.config import build_model, build_optimizer, load_config, load_data
-    from glassnet.datafiles import write_history_csv
+    from glassnet.cli.config import build_model, build_optimizer, load_config, load_data
     from glassnet.errors import ModelFileError
+    from glassnet.train.history_csv import write_history_csv
 
     cfg = load_config(args.config)
     if args.epochs is not None:
@@ -227,8 +227,8 @@ def train(args) -> int:
 
 def predict(args) -> int:
     """Model outputs for every row of DATA, as CSV on stdout."""
-    from glassnet.datafiles import read_table, write_csv
-    from glassnet.serialization import load
+    from glassnet.io.datafiles import read_table, write_csv
+    from glassnet.io.serialization import load
 
     model = load(args.model)
     X, _ = read_table(args.data, target=args.target, x_key=args.x_key)
@@ -253,14 +253,14 @@ def predict(args) -> int:
 def gradcheck(args) -> int:
     """Finite-difference check of a saved model (or a configuration's untrained
     model) on a few rows; the report on stdout, exit 1 if it fails."""
-    from glassnet.datafiles import read_table
-    from glassnet.gradcheck import gradcheck as check
-    from glassnet.training import infer_loss
+    from glassnet.check.gradcheck import gradcheck as check
+    from glassnet.io.datafiles import read_table
+    from glassnet.train.loop import infer_loss
 
     X = y = None
     loss = args.loss
     if _is_config(args.target_file):
-        from glassnet.config import build_model, load_config, load_data
+        from glassnet.cli.config import build_model, load_config, load_data
 
         cfg = load_config(args.target_file)
         model = build_model(cfg, args.seed)
@@ -268,7 +268,7 @@ def gradcheck(args) -> int:
             X, y = load_data(cfg, args.seed)
             loss = loss or cfg.loss
     else:
-        from glassnet.serialization import load
+        from glassnet.io.serialization import load
 
         model = load(args.target_file)
     if args.data is not None:
@@ -309,7 +309,7 @@ def _wants_labels(loss) -> bool:
 def plot(args) -> int:
     """A PNG of a history CSV's curves, a model's first Conv2D filters, or a
     model's decision boundary on 2-feature data (--data)."""
-    from glassnet._atomic import atomic_write
+    from glassnet.io._atomic import atomic_write
 
     try:
         import glassnet.plot as gnplot
@@ -320,7 +320,7 @@ def plot(args) -> int:
     source = args.source
     out = args.output or os.path.splitext(source)[0] + ".png"
     if source.endswith(".csv"):
-        from glassnet.datafiles import read_history_csv
+        from glassnet.train.history_csv import read_history_csv
 
         fig = gnplot.history(read_history_csv(source))
     else:
@@ -334,12 +334,12 @@ def plot(args) -> int:
 
 def _model_figure(gnplot, args):
     from glassnet.errors import ConfigError
-    from glassnet.layers import Conv2D
-    from glassnet.serialization import load
+    from glassnet.io.serialization import load
+    from glassnet.nn.layers import Conv2D
 
     model = load(args.source)
     if args.data is not None:
-        from glassnet.datafiles import read_table
+        from glassnet.io.datafiles import read_table
 
         X, y = read_table(args.data, target=args.target)
         if y is not None and np.all(y == np.round(y)):

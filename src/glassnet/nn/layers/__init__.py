@@ -1,6 +1,6 @@
 """Every layer glassnet ships, re-exported by name."""
 
-from glassnet.layers.activations import (
+from glassnet.nn.layers.activations import (
     ACTIVATIONS,
     Identity,
     LeakyReLU,
@@ -10,12 +10,12 @@ from glassnet.layers.activations import (
     Tanh,
     make_activation,
 )
-from glassnet.layers.base import Layer
-from glassnet.layers.conv2d import Conv2D
-from glassnet.layers.dense import Dense
-from glassnet.layers.dropout import Dropout
-from glassnet.layers.flatten import Flatten
-from glassnet.layers.pooling import AvgPool2D, MaxPool2D
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.conv2d import Conv2D
+from glassnet.nn.layers.dense import Dense
+from glassnet.nn.layers.dropout import Dropout
+from glassnet.nn.layers.flatten import Flatten
+from glassnet.nn.layers.pooling import AvgPool2D, MaxPool2D
 
 __all__ = [
     "ACTIVATIONS",

@@ -15,7 +15,7 @@ The "glassnet" metadata entry is JSON too:
     {"format_version": 1,
      "architecture": {"class": "Sequential", "config": {"seed": 0, "dtype": "float32"},
                       "layers": [{"class": "Dense", "config": {...}}, ...]},
-     "training": {...}}          (checkpoints only, see glassnet.checkpoints)
+     "training": {...}}          (checkpoints only, see glassnet.train.checkpoints)
 
 Tensors are named as model.named_parameters() names them ("0.weight", "2.bias");
 a checkpoint adds the optimizer's state as "optimizer.<name>". All of it lives in
@@ -42,9 +42,9 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from glassnet._atomic import atomic_write
 from glassnet.errors import ConfigError, GlassnetError, ModelFileError
-from glassnet.layers.base import Layer
+from glassnet.io._atomic import atomic_write
+from glassnet.nn.layers.base import builtin_layers
 
 FORMAT_VERSION = 1
 METADATA_KEY = "glassnet"
@@ -61,27 +61,16 @@ _SLACK_ELEMENTS = 2**20
 
 
 class _LayerRegistry(Mapping):
-    """LAYERS["Dense"] -> Dense: every Layer subclass glassnet.layers exports.
+    """LAYERS["Dense"] -> Dense: every public layer class glassnet defines.
 
-    Looked up at each access, so a layer added to glassnet.layers joins without
-    being listed here. Only glassnet's own classes are in it: a class name read
-    from a file is a key into this mapping, nothing more.
+    Read at each access from the classes defined so far (all of them once
+    `glassnet` is imported), so a new layer joins without being listed here. Only
+    glassnet's own classes are in it: a class name read from a file is a key into
+    this mapping, nothing more.
     """
 
     def _scan(self) -> dict[str, type]:
-        import glassnet.layers as layers
-
-        found = {}
-        for name in getattr(layers, "__all__", ()):
-            cls = getattr(layers, name, None)
-            if (
-                isinstance(cls, type)
-                and issubclass(cls, Layer)
-                and cls is not Layer
-                and cls.__name__ == name
-            ):
-                found[name] = cls
-        return found
+        return builtin_layers()
 
     def __getitem__(self, name: str) -> type:
         return self._scan()[name]
@@ -115,9 +104,9 @@ def architecture(model) -> dict:
     Raises ConfigError for a layer that is not in LAYERS (a custom layer); such a
     model's weights can still be saved with save_weights.
     """
-    from glassnet.model import Sequential
-
-    if not isinstance(model, Sequential):
+    if type(model).__name__ != "Sequential" or LAYERS.get("Sequential") is not type(
+        model
+    ):
         raise ConfigError(
             f"save: expected a glassnet Sequential model, got {type(model).__name__}"
         )
@@ -453,14 +442,13 @@ class ModelFile:
 
     def build_model(self):
         """A fresh model from the checked architecture (weights not yet loaded)."""
-        from glassnet.model import Sequential
-
         if self.architecture is None:
             raise self._fail(
                 "holds weights only (written by save_weights); build the model in "
                 "code and call load_weights(model, path)"
             )
         registry = LAYERS._scan()
+        Sequential = registry["Sequential"]
         layers = []
         for i, entry in enumerate(self.architecture["layers"]):
             name, config = entry["class"], entry["config"]

@@ -20,8 +20,6 @@ import zipfile
 
 import numpy as np
 
-from glassnet._atomic import atomic_open
-from glassnet.callbacks import History
 from glassnet.errors import DataError
 
 
@@ -32,7 +30,7 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def _read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
+def read_csv(path: str) -> tuple[list[str] | None, np.ndarray]:
     """(header or None, values (N, D) float64)."""
     if path == "-":
         rows = list(csv.reader(sys.stdin))
@@ -151,40 +149,13 @@ def read_table(
         raise DataError(f"{path}: no such file")
     if path.endswith(".npz"):
         return _read_npz(path, x_key, y_key)
-    header, values = _read_csv(path)
+    header, values = read_csv(path)
     if target is None:
         return values, None
     j = _column_index(target, header, values.shape[1], path)
     if values.shape[1] < 2:
         raise DataError(f"{path}: needs at least one feature column besides the target")
     return np.delete(values, j, axis=1), values[:, j]
-
-
-def write_history_csv(history, path: str | os.PathLike) -> None:
-    """One row per epoch: epoch (0-based, as History.epoch), then each logged
-    value (loss, metrics, val_..., lr) written exactly (repr). Atomic."""
-    columns = dict(history.history)
-    epochs = list(history.epoch)
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["epoch", *columns])
-        for i, epoch in enumerate(epochs):
-            writer.writerow([epoch, *(repr(float(columns[k][i])) for k in columns)])
-
-
-def read_history_csv(path: str | os.PathLike) -> History:
-    """The History written by write_history_csv. Raises DataError."""
-    path = os.fspath(path)
-    header, values = _read_csv(path)
-    if header is None or not header or header[0] != "epoch":
-        raise DataError(f"{path}: a history CSV starts with a header row 'epoch,...'")
-    history = History()
-    if not np.all(values[:, 0] == np.round(values[:, 0])):
-        raise DataError(f"{path}: the epoch column must hold integers")
-    history.epoch = [int(e) for e in values[:, 0]]
-    for j, name in enumerate(header[1:], start=1):
-        history.history[name] = [float(v) for v in values[:, j]]
-    return history
 
 
 def write_csv(out, array: np.ndarray, header: list[str]) -> None:
@@ -195,4 +166,4 @@ def write_csv(out, array: np.ndarray, header: list[str]) -> None:
         out.write(",".join(str(v) for v in row) + "\n")
 
 
-__all__ = ["read_history_csv", "read_table", "write_csv", "write_history_csv"]
+__all__ = ["read_csv", "read_table", "write_csv"]

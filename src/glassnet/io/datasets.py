@@ -8,7 +8,6 @@ import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_int
 from glassnet.errors import MissingDependencyError
-from glassnet.training import train_test_split
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 IRIS_CLASSES = ("setosa", "versicolor", "virginica")
@@ -174,6 +173,39 @@ def load_digits(*, images: bool = True) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(bunch.data, dtype=np.float64) / 16.0  # (1797, 64)
     y = np.asarray(bunch.target, dtype=np.int64)
     return (X.reshape(-1, 1, 8, 8) if images else X), y
+
+
+def train_test_split(
+    X, y, test_size: float = 0.25, *, stratify: bool = True, rng=None, seed=None
+):
+    """Split (X, y) into (X_train, X_test, y_train, y_test) with a private generator.
+
+    With integer labels y (N,) and stratify=True, each class keeps its proportion
+    (at least one test row per class with two or more rows). Global random state is
+    never used: pass rng (a np.random.Generator) or seed.
+    """
+    check_in_range("train_test_split", "test_size", test_size, 1e-12, 1.0)
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    y = np.asarray(y)
+    N = len(y)
+    if stratify and y.ndim == 1 and not np.issubdtype(y.dtype, np.floating):
+        test = []
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            rows = rows[rng.permutation(len(rows))]
+            n_test = int(round(test_size * len(rows)))
+            if len(rows) > 1:
+                n_test = min(max(n_test, 1), len(rows) - 1)
+            test.append(rows[:n_test])
+        test_idx = np.sort(np.concatenate(test))
+    else:
+        n_test = max(1, int(round(test_size * N)))
+        test_idx = np.sort(rng.permutation(N)[:n_test])
+    mask = np.ones(N, dtype=bool)
+    mask[test_idx] = False
+    train_idx = np.flatnonzero(mask)
+    X = np.asarray(X)
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
 __all__ = [

@@ -5,8 +5,8 @@ import numpy as np
 from glassnet._im2col import output_size, strided_window
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
-from glassnet.layers.base import Layer
-from glassnet.layers.conv2d import image_shape_message, shape_text
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.conv2d import image_shape_message, shape_text
 
 
 class _Pool2D(Layer):

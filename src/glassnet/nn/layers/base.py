@@ -15,7 +15,16 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 import numpy as np
 
 from glassnet.errors import CallOrderError
-from glassnet.parameter import Parameter
+from glassnet.nn.parameter import Parameter
+
+# glassnet's own layer classes by name, filled in as each class is defined: the only
+# classes a model file may name (see glassnet.io.serialization).
+_BUILTIN_LAYERS: dict[str, type] = {}
+
+
+def builtin_layers() -> dict[str, type]:
+    """{"Dense": Dense, ...}: every public layer class glassnet defines."""
+    return dict(sorted(_BUILTIN_LAYERS.items()))
 
 
 class Layer:
@@ -35,6 +44,11 @@ class Layer:
 
     _cache = None  # written by forward, read by backward
     training = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("glassnet.") and not cls.__name__.startswith("_"):
+            _BUILTIN_LAYERS[cls.__name__] = cls
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")

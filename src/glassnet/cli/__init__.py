@@ -26,24 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_report_commands(commands) -> None:
-    """`glassnet summary` and `glassnet explain` (see glassnet.reports._cli)."""
-    from glassnet.reports import _cli
+    """`glassnet summary` and `glassnet explain` (see glassnet.cli.reports)."""
+    from glassnet.cli import reports as report_commands
 
-    _cli.add_commands(commands)
+    report_commands.add_commands(commands)
 
 
 def _add_io_commands(commands) -> None:
-    """`glassnet train`, `predict`, `gradcheck` and `plot` (see glassnet._commands)."""
-    from glassnet import _commands
+    """`glassnet train`, `predict`, `gradcheck` and `plot` (glassnet.cli.commands)."""
+    from glassnet.cli import commands as io_commands
 
-    _commands.add_commands(commands)
-
-
-def model_from_config(path: str):
-    """The untrained model a training configuration (TOML) describes."""
-    from glassnet.config import build_model, load_config
-
-    return build_model(load_config(path))
+    io_commands.add_commands(commands)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -98,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return demo(args.epochs, args.seed)
         if args.command in ("explain", "summary"):
-            from glassnet.reports import _cli
+            from glassnet.cli import reports as report_commands
 
-            return _cli.run(args)
+            return report_commands.run(args)
         if args.command in ("train", "predict", "gradcheck", "plot"):
-            from glassnet import _commands
+            from glassnet.cli import commands as io_commands
 
-            return getattr(_commands, args.command)(args)
+            return getattr(io_commands, args.command)(args)
     except KeyboardInterrupt:
         print("glassnet: interrupted", file=sys.stderr)
         return 130

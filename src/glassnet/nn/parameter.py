@@ -41,7 +41,9 @@ class Parameter:
     def _assign(self, target: np.ndarray, value, what: str) -> None:
         value = np.asarray(value)
         if value.shape != target.shape:
-            from glassnet._diagnosis import shape_hint  # why, for the classic mistakes
+            from glassnet.check.diagnosis import (
+                shape_hint,  # why, for the classic mistakes
+            )
 
             raise ShapeError(
                 f"parameter {self.name!r}: {what} must have shape {target.shape}, "

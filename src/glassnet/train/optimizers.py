@@ -14,7 +14,7 @@ import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_float
 from glassnet.errors import CallOrderError, ConfigError
-from glassnet.parameter import Parameter, flatten
+from glassnet.nn.parameter import Parameter, flatten
 
 
 class Optimizer:

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from glassnet import _diagnosis
+from glassnet.check import diagnosis as diagnose
 from glassnet.errors import ArgumentTypeError, ShapeError
-from glassnet.layers.base import Layer
+from glassnet.nn.layers.base import Layer
 
 _ROUNDING = 8 * np.finfo(np.float64).eps  # per unit of |f|
 _NOISE_POINTS = 16  # evaluations of f (one of them f0) that measure its noise
@@ -315,7 +315,7 @@ def _check_tensor(
             + (
                 ""
                 if analytic is None
-                else _diagnosis.shape_hint(np.shape(analytic), value.shape)
+                else diagnose.shape_hint(np.shape(analytic), value.shape)
             ),
         )
     analytic = np.asarray(analytic, np.float64)
@@ -498,7 +498,7 @@ def gradcheck(
 def _check_layer(
     target, X, y, loss, eps, threshold, max_elements, rng
 ) -> GradcheckReport:
-    from glassnet.losses import get_loss
+    from glassnet.nn.losses import get_loss
 
     notes = []
     dtype = getattr(target, "dtype", None)
@@ -558,7 +558,7 @@ def _check_layer(
                 layer_of[f"{i}.{p.name}"] = f"{i} {type(layer).__name__}"
     for key, p in names.items():
         grads[key] = p.grad.copy()
-    repeated = _diagnosis.accumulating(model, dout, names, grads)  # += instead of =
+    repeated = diagnose.accumulating(model, dout, names, grads)  # += instead of =
     objective = _Objective(f, {})
     objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
     rows = [
@@ -585,12 +585,12 @@ def _check_layer(
         objective.bar.close()
     for row in rows:
         if row.name in repeated:
-            row.passed, row.diagnosis = False, _diagnosis.ACCUMULATES
+            row.passed, row.diagnosis = False, diagnose.ACCUMULATES
     report = GradcheckReport(rows, threshold, eps, notes + _unresolved_notes(rows))
     if not report.passed:  # name the classic mistake behind each failing row
         if not is_model:
-            _diagnosis.refine_layer_rows(model, x, dout, grads, rows)
-        report.notes.extend(_diagnosis.report_notes(rows))
+            diagnose.refine_layer_rows(model, x, dout, grads, rows)
+        report.notes.extend(diagnose.report_notes(rows))
     if is_model and not report.passed:
         report.notes.extend(
             _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report)

@@ -5,16 +5,16 @@ import numpy as np
 from glassnet._kernels import sigmoid, softmax
 from glassnet._validation import as_float_array
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
-from glassnet.layers.activations import (
+from glassnet.nn.layers.activations import (
     LeakyReLU,
     ReLU,
     Sigmoid,
     Softmax,
     make_activation,
 )
-from glassnet.layers.base import Layer
-from glassnet.layers.dense import Dense
-from glassnet.parameter import Parameter
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.dense import Dense
+from glassnet.nn.parameter import Parameter
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -241,7 +241,7 @@ class Sequential(Layer):
 
     def fit(self, X, y=None, **kwargs):
         """Train on (X, y); see glassnet.training.fit for every argument."""
-        from glassnet.training import fit
+        from glassnet.train.loop import fit
 
         return fit(self, X, y, **kwargs)
 
@@ -249,14 +249,14 @@ class Sequential(Layer):
         self, X, y, loss=None, metrics="auto", batch_size: int | None = None
     ) -> dict:
         """{"loss": ..., "accuracy": ...} on (X, y) in inference mode."""
-        from glassnet.training import evaluate
+        from glassnet.train.loop import evaluate
 
         return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
 
     def save(self, path) -> None:
         """Write the architecture and weights to `path` (safetensors, atomically);
         gn.load(path) rebuilds the model. See glassnet.serialization."""
-        from glassnet.serialization import save
+        from glassnet.io.serialization import save
 
         save(self, path)
 

@@ -71,12 +71,9 @@ def load_model(path: str):
     import glassnet as gn
 
     if str(path).lower().endswith(".toml"):
-        from glassnet import cli
+        from glassnet.cli.config import build_model, load_config
 
-        build = getattr(cli, "model_from_config", None)
-        if build is None:
-            raise ConfigError(f"{path}: this glassnet cannot build models from configs")
-        return build(path)
+        return build_model(load_config(path))
     return gn.load(path)
 
 
@@ -84,7 +81,7 @@ def _config_loss(path: str) -> str | None:
     """The loss a training config names, if the path is one and it names one."""
     if not str(path).lower().endswith(".toml"):
         return None
-    from glassnet.config import load_config
+    from glassnet.cli.config import load_config
 
     return getattr(load_config(path), "loss", None)
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from glassnet.errors import ShapeError
-from glassnet.layers.base import Layer
+from glassnet.nn.layers.base import Layer
 
 
 class Flatten(Layer):

@@ -4,7 +4,7 @@
     model.fit(X, y, epochs=50, validation_split=0.2,
               callbacks=[gn.ModelCheckpoint("best.safetensors", save_best_only=True)])
 
-A checkpoint is a model file (see glassnet.serialization; gn.load reads it as a
+A checkpoint is a model file (see glassnet.io.serialization; gn.load reads it as a
 model) whose metadata also holds "training":
 
     epoch      the last finished epoch (0-based)
@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassnet.callbacks import Callback, History
 from glassnet.errors import ConfigError, GlassnetError, ModelFileError
-from glassnet.serialization import (
+from glassnet.io.serialization import (
     FORMAT_VERSION,
     ModelFile,
     _assign,
@@ -39,6 +38,7 @@ from glassnet.serialization import (
     _write,
     architecture,
 )
+from glassnet.train.callbacks import Callback, History
 
 _TRAINING_KEYS = {"epoch", "optimizer", "rng", "fit_rng", "history"}
 
@@ -214,7 +214,7 @@ def _rng_state_checked(state: dict, like: np.random.Generator, path, what: str) 
 
 
 def _optimizer_class(name: str, path):
-    from glassnet.optimizers import OPTIMIZERS
+    from glassnet.train.optimizers import OPTIMIZERS
 
     classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
     if name not in classes:
@@ -486,7 +486,7 @@ class ModelCheckpoint(Callback):
                 rng=getattr(self, "rng", None),
             )
         else:
-            from glassnet.serialization import save
+            from glassnet.io.serialization import save
 
             save(self.model, path)
         self.last_path = path

@@ -1,0 +1,1 @@
+"""Gradient checking: numerical gradients, verdicts and the diagnosis of a failure."""

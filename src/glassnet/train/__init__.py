@@ -1,0 +1,1 @@
+"""Training: optimizers, callbacks, the fit loop, metrics and checkpoints."""
