@@ -45,6 +45,8 @@ from glassnet.train.callbacks import (
     ExponentialDecay,
     History,
     LearningRateScheduler,
+    PrintLogger,
+    ProgressBar,
     StepDecay,
 )
 from glassnet.train.loop import Trainer, fit
@@ -88,6 +90,8 @@ __all__ = [
     "ModelFileError",
     "Optimizer",
     "Parameter",
+    "PrintLogger",
+    "ProgressBar",
     "RMSprop",
     "ReLU",
     "Sequential",

@@ -99,8 +99,15 @@ def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndar
         ):
             labels = labels.astype(np.intp)
         else:
+            hint = (
+                "; encode labels as 0..K-1, e.g. "
+                "classes, y = np.unique(y, return_inverse=True)"
+                if not np.issubdtype(labels.dtype, np.number)
+                else ""
+            )
             raise DataError(
                 f"{name}: expected integer class labels, got dtype {labels.dtype}"
+                + hint
             )
     if n and (labels.min() < 0 or labels.max() >= k):
         raise DataError(

@@ -239,16 +239,60 @@ class Sequential(Layer):
         """Integer class of each row: argmax of the outputs (threshold for one unit)."""
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
-    def fit(self, X, y=None, **kwargs):
-        """Train on (X, y); see glassnet.training.fit for every argument."""
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        loss=None,
+        optimizer="sgd",
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data=None,
+        metrics="auto",
+        callbacks=(),
+        verbose="auto",
+        seed: int | None = None,
+        initial_epoch: int = 0,
+    ):
+        """Train on (X, y); returns the History, also kept as model.history.
+
+            model.fit(X, y, loss="softmax_cross_entropy", optimizer=gn.Adam(),
+                      epochs=20, validation_split=0.2, callbacks=[gn.EarlyStopping()])
+
+        A thin forwarder to glassnet.fit (glassnet.train.loop.fit), whose
+        docstring describes every argument: help(gn.fit).
+        """
         from glassnet.train.loop import fit
 
-        return fit(self, X, y, **kwargs)
+        return fit(
+            self,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            metrics=metrics,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            initial_epoch=initial_epoch,
+        )
 
     def evaluate(
         self, X, y, loss=None, metrics="auto", batch_size: int | None = None
     ) -> dict:
-        """{"loss": ..., "accuracy": ...} on (X, y) in inference mode."""
+        """{"loss": ..., "accuracy": ...} on (X, y) in inference mode.
+
+        A thin forwarder to glassnet.train.loop.evaluate: loss and metrics as in
+        fit (None infers the loss); batch_size bounds the rows per forward pass.
+        """
         from glassnet.train.loop import evaluate
 
         return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
