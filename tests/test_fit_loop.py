@@ -295,3 +295,52 @@ def test_model_fit_shows_the_real_signature():
     assert "epochs: int = 1" in text and "validation_split: float = 0.0" in text
     assert "model.history" in text and "help(gn.fit)" in text
     assert "model.history" in gn.fit.__doc__
+
+
+# -- divergence ------------------------------------------------------------------
+
+
+class WeightsAtEpochEnd(gn.Callback):
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.weights.append([p.data.copy() for p in self.model.parameters()])
+
+
+@pytest.mark.parametrize(
+    "blow_up_at, restored",
+    [(0, "the weights fit started with"), (2, "the weights after epoch 2")],
+)
+def test_divergence_restores_the_weights_of_the_last_finished_epoch(
+    blow_up_at, restored
+):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = X @ np.array([[1.0], [2.0], [3.0]])
+    model = gn.Sequential(gn.Dense(3, 8), gn.Tanh(), gn.Dense(8, 1), seed=0)
+    start = [p.data.copy() for p in model.parameters()]
+    recorder = WeightsAtEpochEnd()
+    schedule = gn.LearningRateScheduler(
+        lambda epoch, lr: 1e30 if epoch >= blow_up_at else 0.01
+    )
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(gn.TrainingDivergedError) as info,
+    ):
+        model.fit(
+            X,
+            y,
+            loss="mse",
+            optimizer=gn.SGD(),
+            epochs=6,
+            batch_size=5,
+            verbose=0,
+            callbacks=[schedule, recorder],
+        )
+    message = str(info.value)
+    assert f"epoch {blow_up_at + 1}" in message and f"restored {restored}" in message
+    assert len(recorder.weights) == blow_up_at
+    expected = recorder.weights[-1] if recorder.weights else start
+    for p, w in zip(model.parameters(), expected, strict=True):
+        np.testing.assert_array_equal(p.data, w)

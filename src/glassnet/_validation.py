@@ -46,6 +46,8 @@ def _all_finite(arr: np.ndarray) -> bool:
     """
     flat = arr.reshape(-1)  # a view: arr is contiguous
     step = 1 << 16
+    if flat.size <= step:  # one block: no generator (0.6 us of a 60 us iris fit)
+        return bool(np.isfinite(flat).all())
     return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
 
 
