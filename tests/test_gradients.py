@@ -264,7 +264,7 @@ def test_model_and_loss_end_to_end(make_model, loss, make_y, batch, rng):
             p.data = rng.normal(0, 0.5, p.shape)
     X = rng.normal(size=(batch, 4))
     report = gn.gradcheck(model, X, make_y(rng, batch), loss=loss)
-    expected = ["input", *model.named_parameters()]
+    expected = ["input", *dict(model.named_parameters())]
     assert [row.name for row in report.rows] == expected
     assert report.passed, str(report)
     assert report.worst().max_error <= THRESHOLD
@@ -322,7 +322,5 @@ def test_softmax_layer_plus_cross_entropy_equals_fused(batch, onehot, rng):
 
     np.testing.assert_allclose(value_b, value_a, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(dx_b, dx_a, rtol=1e-12, atol=1e-15)
-    for (name, p), q in zip(
-        fused.named_parameters().items(), split.parameters(), strict=True
-    ):
+    for (name, p), q in zip(fused.named_parameters(), split.parameters(), strict=True):
         np.testing.assert_allclose(q.grad, p.grad, rtol=1e-12, atol=1e-15, err_msg=name)

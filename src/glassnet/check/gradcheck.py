@@ -546,16 +546,12 @@ def _check_layer(
         dout = weights.copy()
     dx = model.backward(dout)
     grads = {"input": None if dx is None else np.array(dx, dtype=np.float64)}
-    names = (
-        model.named_parameters()
-        if is_model
-        else {p.name: p for p in model.parameters()}
-    )
+    names = dict(model.named_parameters())
     layer_of = {}
-    if is_model:
-        for i, layer in enumerate(model.layers):
-            for p in layer.parameters():
-                layer_of[f"{i}.{p.name}"] = f"{i} {type(layer).__name__}"
+    if is_model:  # each parameter is reported under the layer that holds it
+        for path, layer in model.named_layers():
+            for p in layer.own_parameters():
+                layer_of[f"{path}.{p.name}"] = f"{path} {type(layer).__name__}"
     for key, p in names.items():
         grads[key] = p.grad.copy()
     repeated = diagnose.accumulating(model, dout, names, grads)  # += instead of =

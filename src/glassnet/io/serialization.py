@@ -120,6 +120,12 @@ def architecture(model) -> dict:
                 f"rebuild it; known layers: {known}. save_weights(model, path) and "
                 "load_weights(model, path) work for any model"
             )
+        if layer.children():
+            raise ConfigError(
+                f"save: layer {i} ({name}) holds other layers, which this file "
+                "format cannot describe yet; save_weights(model, path) and "
+                "load_weights(model, path) work for any model"
+            )
         config = layer.get_config()
         _to_json(config, f"layer {i} ({name}) config {config!r}")
         layers.append({"class": name, "config": config})
@@ -128,7 +134,7 @@ def architecture(model) -> dict:
 
 def _model_tensors(model) -> dict[str, np.ndarray]:
     tensors = {}
-    for name, p in model.named_parameters().items():
+    for name, p in model.named_parameters():
         if p.data.dtype not in _DTYPE_CODES:
             raise ConfigError(
                 f"save: parameter {name} has dtype {p.data.dtype}; expected float32 "
@@ -633,12 +639,12 @@ def _short(value, limit: int = 120) -> str:
 
 
 def _assign(model, arrays: dict[str, np.ndarray]) -> None:
-    for name, p in model.named_parameters().items():
+    for name, p in model.named_parameters():
         p.data = arrays[name]  # copies into the parameter's own array
 
 
 def _model_specs(model) -> dict[str, tuple]:
-    return {n: (p.data.dtype, p.shape) for n, p in model.named_parameters().items()}
+    return {n: (p.data.dtype, p.shape) for n, p in model.named_parameters()}
 
 
 def load(path: str | os.PathLike, *, allow_nonfinite: bool = False):
