@@ -184,8 +184,13 @@ class Layer:
         self, rng: np.random.Generator, dtype, init: str | None = None
     ) -> None:
         """Fill in what the layer left unset: draw weights from `rng` and take
-        `dtype`, unless the layer was given its own. The default passes the call
-        on to the children."""
+        `dtype`, unless the layer was given its own. The default moves the
+        layer's own float parameters to `dtype` (a custom layer's NumPy arrays
+        join the model's) and passes the call on to the children."""
+        for p in self.own_parameters():
+            if p.data.dtype != dtype and p.data.dtype.kind == "f":
+                data = p.data.astype(dtype)
+                p._rebind(data, np.zeros_like(data))
         for _, child in self.children():
             child.initialize(rng, dtype, init)
 

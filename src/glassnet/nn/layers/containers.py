@@ -83,10 +83,6 @@ class Sequential(Layer):
             else:
                 init = "glorot_uniform"
             layer.initialize(self.rng, self.dtype, init)
-            for p in layer.parameters():  # a custom layer's own arrays join the dtype
-                if p.data.dtype != self.dtype:
-                    data = p.data.astype(self.dtype)
-                    p._rebind(data, np.zeros_like(data))
 
     @classmethod
     def from_sizes(
@@ -150,8 +146,8 @@ class Sequential(Layer):
     def initialize(self, rng: np.random.Generator, dtype, init=None) -> None:
         """As a layer inside another model: take the outer model's generator and
         dtype for whatever this one left unset (its own seed and dtype win)."""
-        if self.seed is None:
-            self.rng = rng
+        # its own seed: drawn afresh, the weights equal those of the model alone
+        self.rng = rng if self.seed is None else np.random.default_rng(self.seed)
         if not self._dtype_given:
             self.dtype = np.dtype(dtype)
         self._initialize()
@@ -274,5 +270,7 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        inner = ",\n".join(
+            "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
+        )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
