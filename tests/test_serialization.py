@@ -302,8 +302,9 @@ def test_hand_written_nested_file_loads_and_names_its_tensors(tmp_path):
     assert "0.weight: in the file (shape (2, 3)) but not in the model" in str(
         info.value
     )
-    nested["0.0.weight"], nested["0.0.bias"] = nested.pop("0.weight"), nested.pop(
-        "0.bias"
+    nested["0.0.weight"], nested["0.0.bias"] = (
+        nested.pop("0.weight"),
+        nested.pop("0.bias"),
     )
     path.write_bytes(_file_bytes(nested, data))
     model = load(path)
@@ -642,8 +643,15 @@ CRAFTED = [
         id="nested-dtype",
     ),
     pytest.param(
-        _v2([{"class": "Sequential", "config": {}, "layers": [{"class": "os.system",
-                                                               "config": {}}]}]),
+        _v2(
+            [
+                {
+                    "class": "Sequential",
+                    "config": {},
+                    "layers": [{"class": "os.system", "config": {}}],
+                }
+            ]
+        ),
         r"layer 0.0 has unknown type 'os.system'",
         id="unknown-type-deep",
     ),  # fmt: skip

@@ -246,8 +246,7 @@ _SAFETENSORS_REASONS = [
     ("overflow", "a tensor's shape needs more bytes than any file holds"),
     (
         "invalid shape, data type, or offset",
-        "a tensor's shape and dtype need another number of bytes than its "
-        "offsets span",
+        "a tensor's shape and dtype need another number of bytes than its offsets span",
     ),
     ("invalid header length", "is truncated: its header runs past the end"),
     (
@@ -537,7 +536,9 @@ class ModelFile:
         top = self._plan_container(registry["Sequential"], self.architecture, "")
         config = self.architecture["config"]
         layers = [self._build(child) for child in top.children]
-        return registry["Sequential"](*layers, seed=config.get("seed"), dtype=self.dtype)
+        return registry["Sequential"](
+            *layers, seed=config.get("seed"), dtype=self.dtype
+        )
 
     def _plan(self, entry: dict, path: str, registry: dict) -> _Plan:
         name = entry["class"]
