@@ -947,6 +947,73 @@ def test_restore_refuses_another_architecture_or_optimizer(tmp_path):
     assert restore_checkpoint(path, same, gn.Adam()) == 1
 
 
+def _block_model(seed, block=UserBlock):
+    layers = [gn.Dense(4, 3), block(seed=seed), gn.Dense(3, 3)]
+    return gn.Sequential(*layers, seed=seed, dtype=np.float64)
+
+
+class OtherBlock(UserBlock):
+    """The same tensors as UserBlock, another layer."""
+
+
+def test_checkpoint_of_a_model_with_custom_composite_layers(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model, adam = _block_model(0), gn.Adam(lr=0.01)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=adam, epochs=2, verbose=0, callbacks=[backup])
+    with pytest.raises(ModelFileError, match="call restore_checkpoint"):
+        load_checkpoint(path)
+    other, optimizer = _block_model(1), gn.Adam(lr=0.01)
+    assert restore_checkpoint(path, other, optimizer) == 1
+    names = [n for n, _ in other.named_parameters()]
+    assert "1.first.weight" in names and "1.scale" in names
+    for (name, p), (_, q) in zip(
+        model.named_parameters(), other.named_parameters(), strict=True
+    ):
+        assert np.array_equal(p.data, q.data), name
+    assert optimizer.t == adam.t
+    for key, arr in adam.state_arrays().items():
+        assert np.array_equal(arr, optimizer.state_arrays()[key]), key
+
+
+def test_checkpoint_structure_is_checked_before_the_first_epoch(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    _block_model(0).fit(X, y, epochs=1, verbose=0, callbacks=[backup])
+    wrong = _block_model(0, block=OtherBlock)  # same tensor names and shapes
+    before = [p.data.copy() for p in wrong.parameters()]
+    with pytest.raises(
+        ModelFileError,
+        match=r"different model architecture than the one training: the file has "
+        r"layer 1 \(UserBlock\) where the model has layer 1 \(OtherBlock\)",
+    ):
+        wrong.fit(X, y, epochs=3, verbose=0, callbacks=[backup])
+    after = wrong.parameters()
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("make", [_residual_mlp, _nested])
+def test_checkpoint_of_a_nested_model_loads_bitwise(make, tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model, sgd = make(np.float64), gn.SGD(lr=0.05, momentum=0.9)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=sgd, epochs=2, verbose=0, callbacks=[backup])
+    saved = load_checkpoint(path)
+    assert [(n, type(a)) for n, a in saved.model.named_layers()] == [
+        (n, type(b)) for n, b in model.named_layers()
+    ]
+    for (name, p), (_, q) in zip(
+        model.named_parameters(), saved.model.named_parameters(), strict=True
+    ):
+        assert np.array_equal(p.data, q.data), name
+    assert np.array_equal(saved.model.predict(X), model.predict(X))
+    for key, arr in sgd.state_arrays().items():
+        assert np.array_equal(arr, saved.optimizer.state_arrays()[key]), key
+
+
 def test_model_checkpoint_saves_the_best_epoch(tmp_path):
     X, y = gn.datasets.load_iris()
     model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
