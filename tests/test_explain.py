@@ -662,3 +662,9 @@ def test_cli_explains_a_training_config_with_its_loss(tmp_path, capsys):
     assert cli.main(["explain", str(config), "--batch-size", "10"]) == 0
     out = capsys.readouterr().out
     assert "[2] Dense(8, 3)" in out and "(p - y) / 10" in out
+
+
+def test_input_shape_is_found_inside_nested_first_layers():
+    model = gn.Sequential(gn.Residual(gn.Sequential(gn.Dense(4, 4), gn.Tanh())), seed=0)
+    assert summary(model).rows[0].input_shape == (32, 4)
+    assert explain(model, batch_size=2).layers[0].input_shape == (2, 4)

@@ -1014,6 +1014,57 @@ def test_checkpoint_of_a_nested_model_loads_bitwise(make, tmp_path):
         assert np.array_equal(arr, saved.optimizer.state_arrays()[key]), key
 
 
+def _rewrite_metadata(path, change) -> None:
+    """Rewrite a file's glassnet metadata with change(meta), tensors untouched."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    from safetensors.numpy import save as safetensors_save
+
+    with safe_open(path, "np") as fh:
+        meta = json.loads(fh.metadata()["glassnet"])
+    change(meta)
+    blob = safetensors_save(load_file(path), metadata={"glassnet": json.dumps(meta)})
+    path.write_bytes(blob)
+
+
+def _as_version_1(meta) -> None:
+    meta["format_version"] = 1
+    del meta["training"]["structure"]
+
+
+def test_format_version_1_checkpoint_still_loads_and_restores(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=gn.Adam(), epochs=2, verbose=0, callbacks=[backup])
+    _rewrite_metadata(path, _as_version_1)
+    saved = load_checkpoint(path)
+    assert saved.epoch == 1
+    assert np.array_equal(saved.model.predict(X), model.predict(X))
+    same = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=3)
+    assert restore_checkpoint(path, same, gn.Adam()) == 1
+    other = gn.Sequential(gn.Dense(4, 5), gn.ReLU(), gn.Dense(5, 3), seed=3)
+    with pytest.raises(ModelFileError, match="different model architecture"):
+        restore_checkpoint(path, other, gn.Adam())
+    _rewrite_metadata(path, lambda meta: meta.update(format_version=2))
+    with pytest.raises(ModelFileError, match="training state must have keys"):
+        load_checkpoint(path)  # version 2 checkpoints carry their structure
+
+
+def test_model_checkpoint_of_a_custom_model_writes_its_weights(tmp_path):
+    X, y = gn.datasets.load_iris()
+    model = _block_model(0)
+    callbacks = [
+        gn.ModelCheckpoint(tmp_path / "full.ckpt"),
+        gn.ModelCheckpoint(tmp_path / "w.safetensors", include_training_state=False),
+    ]
+    model.fit(X, y, epochs=2, verbose=0, callbacks=callbacks)
+    for name in ("full.ckpt", "w.safetensors"):
+        other = load_weights(_block_model(1), tmp_path / name)
+        assert np.array_equal(other.predict(X), model.predict(X)), name
+
+
 def test_model_checkpoint_saves_the_best_epoch(tmp_path):
     X, y = gn.datasets.load_iris()
     model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)

@@ -462,9 +462,13 @@ def gradcheck(
 
     Model or layer: X is its input batch; with y and loss, f = loss(model(X), y);
     without, f = sum(model(X) * dout) for a fixed random dout. Rows: "input" and
-    every parameter ("0.weight", ...). When some rows fail, each layer is also
-    checked on its own input, and the report's notes name the layers whose own
-    backward disagrees with their forward (the faulty layers).
+    every parameter at every depth, by its qualified name ("0.weight",
+    "2.block.0.bias"), each under the layer that holds it. When some rows fail,
+    each layer is also checked alone on the input it saw, and so, for a failing
+    layer that holds others, are the layers inside it: the report's notes name
+    the deepest layers whose own backward disagrees with their forward (the
+    faulty layers, "faulty layer 2.block.0 (Dense)"), or the composite layer
+    itself when every layer inside it passes.
 
     Function: target(arrays) returns the loss for a dict of arrays; grad(arrays)
     returns your hand-written gradients as a dict with the same keys and shapes.

@@ -59,6 +59,10 @@ def layers_of(model) -> list[Layer]:
     )
 
 
+_CONTAINERS = ("Sequential", "Residual", "Concat")  # by name: containers.py imports
+# the reports (model.summary), so importing it here would close a cycle
+
+
 def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
     """(batch_size, *input_shape), checked against the model before any data.
 
@@ -68,6 +72,9 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
     layers = layers_of(model)
     if input_shape is None:
         first = layers[0] if layers else None
+        # inside glassnet's containers, the first layer inside sees the input first
+        while type(first).__name__ in _CONTAINERS and first.children():
+            first = first.children()[0][1]
         if first is None or not hasattr(first, "in_features"):
             raise ArgumentTypeError(
                 "input_shape is required: one example's shape without the batch axis, "

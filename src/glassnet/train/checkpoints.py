@@ -48,6 +48,8 @@ from glassnet.io.serialization import (
     _short,
     _write,
     architecture,
+    save,
+    save_weights,
 )
 from glassnet.train.callbacks import Callback, History
 
@@ -525,6 +527,9 @@ class ModelCheckpoint(Callback):
     filepath may name {epoch} (1-based, as Keras) and any logged value. With
     include_training_state (the default) the file is a full checkpoint that
     load_checkpoint can resume from; gn.load reads it as a model either way.
+    A model with custom layers has no architecture to save: restore_checkpoint
+    (or load_weights, without the training state) puts the file back into the
+    model built in code.
     mode "auto" minimises losses and maximises anything else. `last_path` is the
     latest file written; `best` the best monitored value.
     """
@@ -579,10 +584,10 @@ class ModelCheckpoint(Callback):
                 history=history if isinstance(history, History) else None,
                 rng=getattr(self, "rng", None),
             )
-        else:
-            from glassnet.io.serialization import save
-
+        elif _describable(self.model):
             save(self.model, path)
+        else:  # custom layers: no architecture to write
+            save_weights(self.model, path)
         self.last_path = path
 
 
