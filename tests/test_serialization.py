@@ -426,6 +426,23 @@ CRAFTED = [
         id="shape-offsets-disagree",
     ),
     pytest.param(
+        _file_bytes(
+            _tensor("0.weight", data_offsets=[16, 40])[0], _valid_parts()[1] + b"\0" * 4
+        ),
+        "byte ranges overlap or leave a gap",
+        id="gap-between-tensors",
+    ),  # fmt: skip
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", data_offsets="12-36")),
+        "is not a valid safetensors file",
+        id="offsets-not-a-list",
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", shape=[2, 4])),
+        "shape and dtype need another number of bytes",
+        id="shape-too-large-for-its-bytes",
+    ),
+    pytest.param(
         _file_bytes(*_tensor("0.weight", dtype="I64")), "F32 or F64", id="int-dtype"
     ),
     pytest.param(
@@ -634,7 +651,7 @@ CRAFTED = [
     ),
     pytest.param(
         _v2([{"class": "Dense", "config": {"in_features": 2}, "layers": []}]),
-        r"layer 0 \(Dense\): unknown config keys \['in_features'\]",
+        r"layer 0 \(Dense\) does not hold other layers, but the file lists 0",
         id="layers-on-a-leaf",
     ),
     pytest.param(

@@ -559,6 +559,11 @@ class ModelFile:
         child (Sequential "0", "1"...; Residual "block"), then plan the children."""
         where = f"layer {path} ({cls.__name__})" if path else "the model"
         config = entry["config"]
+        if cls.children is Layer.children:  # glassnet's containers name their layers
+            raise self._fail(
+                f"{where} does not hold other layers, but the file lists "
+                f"{len(entry['layers'])} inside it"
+            )
         if cls.__name__ == "Sequential":
             self._check_sequential_config(config, where)
         else:
