@@ -48,7 +48,6 @@ values the file really holds. Any problem raises ModelFileError naming the file.
 There is no pickle anywhere: not in the format, not in the loader.
 """
 
-import inspect
 import json
 import math
 import os
@@ -57,22 +56,21 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from glassnet.errors import ConfigError, GlassnetError, ModelFileError
+from glassnet.errors import ConfigError, ModelFileError
+from glassnet.io._architecture import Builder, architecture, check
+from glassnet.io._architecture import is_int as _is_int
+from glassnet.io._architecture import short as _short
+from glassnet.io._architecture import to_json as _to_json
 from glassnet.io._atomic import atomic_write
-from glassnet.nn.layers.base import Layer, builtin_layers
+from glassnet.nn.layers.base import builtin_layers
 
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 METADATA_KEY = "glassnet"
 MAX_HEADER_BYTES = 16 * 2**20  # an architecture of thousands of layers fits easily
-_MAX_DEPTH = 32  # containers inside containers in an architecture
 _DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
 _DTYPE_CODES = {dtype: code for code, dtype in _DTYPES.items()}
 _MAX_NDIM = 8
-# A layer may be built with this many parameters beyond the ones the file stores
-# for it (so a small mismatch is reported tensor by tensor, not refused outright);
-# the whole model gets the same allowance once, not once per layer.
-_SLACK_ELEMENTS = 2**20
 
 
 # -- the layer registry --------------------------------------------------------
@@ -107,50 +105,6 @@ LAYERS = _LayerRegistry()
 
 
 # -- writing -------------------------------------------------------------------
-
-
-def _to_json(value, what: str) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"save: {what} is not plain JSON data ({exc})") from None
-
-
-def architecture(model) -> dict:
-    """The JSON-ready description of `model` that load() rebuilds it from: a
-    tree of {"class", "config"} entries, with "layers" on those that hold others.
-
-    Raises ConfigError naming the first layer, at any depth, that is not in
-    LAYERS (a custom layer); such a model's weights can still be saved with
-    save_weights.
-    """
-    if type(model).__name__ != "Sequential" or LAYERS.get("Sequential") is not type(
-        model
-    ):
-        raise ConfigError(
-            f"save: expected a glassnet Sequential model, got {type(model).__name__}"
-        )
-    return _describe(model, "")
-
-
-def _describe(layer: Layer, path: str) -> dict:
-    name = type(layer).__name__
-    where = f"layer {path} ({name})" if path else f"the model ({name})"
-    if LAYERS.get(name) is not type(layer):
-        known = ", ".join(LAYERS)
-        raise ConfigError(
-            f"save: {where} is not a glassnet layer, so load could not rebuild it; "
-            f"known layers: {known}. save_weights(model, path) and "
-            "load_weights(model, path) work for any model"
-        )
-    config = layer.get_config()
-    _to_json(config, f"{where} config {config!r}")
-    entry = {"class": name, "config": config}
-    children = layer.children()
-    if children or name == "Sequential":
-        prefix = f"{path}." if path else ""
-        entry["layers"] = [_describe(child, prefix + n) for n, child in children]
-    return entry
 
 
 def _model_tensors(model) -> dict[str, np.ndarray]:
@@ -220,10 +174,6 @@ def _strict_json(text: str, path, what: str):
         raise ModelFileError(path, f"{what} is not valid JSON ({exc})") from None
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class _Tensor:
     __slots__ = ("name", "dtype", "shape")
 
@@ -262,26 +212,6 @@ def _safetensors_reason(exc: Exception) -> str:
         if key in text:
             return f"is not a valid safetensors file: {reason} (safetensors: {text})"
     return f"is not a valid safetensors file (safetensors: {text})"
-
-
-class _Slot(Layer):
-    """A stand-in child while an architecture's tree is planned: it shows which
-    name a container gives each child, before any real layer is built."""
-
-    def forward(self, x):  # pragma: no cover - never run
-        return x
-
-    def backward(self, dout):  # pragma: no cover - never run
-        return dout
-
-
-class _Plan:
-    """One checked entry of the architecture: what to build, under which name."""
-
-    __slots__ = ("entry", "path", "cls", "children")
-
-    def __init__(self, entry: dict, path: str, cls: type, children) -> None:
-        self.entry, self.path, self.cls, self.children = entry, path, cls, children
 
 
 class ModelFile:
@@ -448,67 +378,10 @@ class ModelFile:
         if unknown:
             raise self._fail(f"has unknown metadata entries {sorted(unknown)}")
         meta.setdefault("architecture", None)
-        self._check_architecture(meta["architecture"], version)
+        check(meta["architecture"], version, self._fail)
         if meta.get("training") is not None and not isinstance(meta["training"], dict):
             raise self._fail("has training metadata that is not a JSON object")
         return meta
-
-    def _check_architecture(self, arch, version: int) -> None:
-        if arch is None:
-            return
-        if not isinstance(arch, dict) or set(arch) != {"class", "config", "layers"}:
-            raise self._fail(
-                "architecture must be {class, config, layers}, got " + _short(arch)
-            )
-        if arch["class"] != "Sequential":
-            raise self._fail(
-                f"architecture class must be Sequential, got {_short(arch['class'])}"
-            )
-        self._check_sequential_config(arch["config"], "the model")
-        if not isinstance(arch["layers"], list):
-            raise self._fail("architecture layers must be a list")
-        for i, entry in enumerate(arch["layers"]):
-            self._check_entry(entry, str(i), version, depth=1)
-
-    def _check_entry(self, entry, where: str, version: int, depth: int) -> None:
-        """{class, config} or, from format version 2 on, {class, config, layers}."""
-        keys = [{"class", "config"}] + ([{"class", "config", "layers"}] * (version > 1))
-        if (
-            not isinstance(entry, dict)
-            or set(entry) not in keys
-            or not isinstance(entry["class"], str)
-            or not isinstance(entry["config"], dict)
-            or not isinstance(entry.get("layers", []), list)
-        ):
-            shape = "{class: name, config: {...}" + (
-                "[, layers: [...]]}" if version > 1 else "}"
-            )
-            raise self._fail(f"layer {where} must be {shape}, got {_short(entry)}")
-        if "layers" not in entry:
-            return
-        if depth >= _MAX_DEPTH:
-            raise self._fail(
-                f"layer {where}: layers nested more than {_MAX_DEPTH} deep"
-            )
-        for i, child in enumerate(entry["layers"]):
-            self._check_entry(child, f"{where}/{i}", version, depth + 1)
-
-    def _check_sequential_config(self, config, where: str) -> None:
-        if not isinstance(config, dict) or not set(config) <= {"seed", "dtype"}:
-            raise self._fail(
-                f"{where}: Sequential config must be {{seed, dtype}}, got "
-                f"{_short(config)}"
-            )
-        seed = config.get("seed")
-        if seed is not None and not (_is_int(seed) and seed >= 0):
-            raise self._fail(
-                f"{where}: seed must be null or an integer >= 0, got {_short(seed)}"
-            )
-        if config.get("dtype", "float32") not in ("float32", "float64"):
-            raise self._fail(
-                f"{where}: dtype must be float32 or float64, got "
-                f"{_short(config.get('dtype'))}"
-            )
 
     # -- building and reading ------------------------------------------------
 
@@ -519,143 +392,17 @@ class ModelFile:
         return np.dtype(self.architecture["config"].get("dtype", "float32"))
 
     def build_model(self):
-        """A fresh model from the checked architecture (weights not yet loaded).
-
-        Two passes: the first walks the tree top-down, names every layer by its
-        qualified path and checks every layer's class, config and parameter
-        count against the values the file stores, building only containers
-        around stand-ins; the second builds the layers, bottom-up.
-        """
+        """A fresh model from the checked architecture (weights not yet loaded):
+        every layer's class, config and parameter count is checked against the
+        values the file stores before any layer is built (see
+        glassnet.io._architecture.Builder)."""
         if self.architecture is None:
             raise self._fail(
                 "holds weights only (written by save_weights); build the model in "
                 "code and call load_weights(model, path)"
             )
-        registry = LAYERS._scan()
-        self._budget = sum(t.size for t in self.tensors.values()) + _SLACK_ELEMENTS
-        top = self._plan_container(registry["Sequential"], self.architecture, "")
-        config = self.architecture["config"]
-        layers = [self._build(child) for child in top.children]
-        return registry["Sequential"](
-            *layers, seed=config.get("seed"), dtype=self.dtype
-        )
-
-    def _plan(self, entry: dict, path: str, registry: dict) -> _Plan:
-        name = entry["class"]
-        cls = registry.get(name)
-        if cls is None:
-            raise self._fail(
-                f"layer {path} has unknown type {_short(name)}; known layer types: "
-                f"{', '.join(sorted(registry))}"
-            )
-        if "layers" in entry:
-            return self._plan_container(cls, entry, path)
-        self._check_config_keys(path, cls, entry["config"], container=False)
-        self._check_layer_size(path, name, entry["config"])
-        return _Plan(entry, path, cls, None)
-
-    def _plan_container(self, cls: type, entry: dict, path: str) -> _Plan:
-        """Build the container around stand-ins to learn the name it gives each
-        child (Sequential "0", "1"...; Residual "block"), then plan the children."""
-        where = f"layer {path} ({cls.__name__})" if path else "the model"
-        config = entry["config"]
-        if cls.children is Layer.children:  # glassnet's containers name their layers
-            raise self._fail(
-                f"{where} does not hold other layers, but the file lists "
-                f"{len(entry['layers'])} inside it"
-            )
-        if cls.__name__ == "Sequential":
-            self._check_sequential_config(config, where)
-        else:
-            self._check_config_keys(path, cls, config, container=True)
-        slots = [_Slot() for _ in entry["layers"]]
-        try:
-            container = cls(*slots, **config)
-        except (GlassnetError, TypeError, ValueError) as exc:
-            raise self._fail(
-                f"{where}: config {_short(config)} with {len(slots)} layers inside "
-                f"is invalid: {exc}"
-            ) from None
-        names = {id(child): n for n, child in container.children()}
-        if sorted(names) != sorted(map(id, slots)):
-            raise self._fail(
-                f"{where} does not hold the {len(slots)} layers the file puts in it"
-            )
-        registry = LAYERS._scan()
-        prefix = f"{path}." if path else ""
-        children = [
-            self._plan(child, prefix + names[id(slot)], registry)
-            for child, slot in zip(entry["layers"], slots, strict=True)
-        ]
-        return _Plan(entry, path, cls, children)
-
-    def _build(self, plan: _Plan) -> Layer:
-        entry, config = plan.entry, plan.entry["config"]
-        children = [self._build(child) for child in plan.children or ()]
-        try:
-            return plan.cls(*children, **config)
-        except (GlassnetError, TypeError, ValueError) as exc:
-            raise self._fail(
-                f"layer {plan.path} ({entry['class']}): config {_short(config)} is "
-                f"invalid: {exc}"
-            ) from None
-
-    def _check_config_keys(
-        self, path: str, cls: type, config: dict, container: bool
-    ) -> None:
-        """Only the constructor's own data arguments; never rng or dtype. A
-        container takes its layers positionally, so only keyword-only ones."""
-        params = inspect.signature(cls.__init__).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            allowed = None
-        elif container:
-            allowed = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
-        else:
-            allowed = set(params) - {"self"}
-        if allowed is not None:
-            allowed -= {"rng", "dtype"}
-        bad = [
-            k
-            for k in config
-            if k in ("rng", "dtype") or (allowed is not None and k not in allowed)
-        ]
-        if bad:
-            raise self._fail(
-                f"layer {path} ({cls.__name__}): unknown config keys {sorted(bad)}; "
-                f"expected some of {sorted(allowed or ())}"
-            )
-
-    def _check_layer_size(self, path: str, name: str, config: dict) -> None:
-        """Refuse to build a layer larger than what the file stores for it, or
-        layers that together outgrow everything the file stores."""
-        stored = sum(
-            t.size for t in self.tensors.values() if t.name.startswith(f"{path}.")
-        )
-        exact = _parameter_count(name, config)
-        if exact is not None:
-            if exact > stored + _SLACK_ELEMENTS:
-                raise self._fail(
-                    f"layer {path} ({name}) would have {exact} parameters but the "
-                    f"file stores {stored} values for it (crafted or corrupt "
-                    "architecture)"
-                )
-            self._budget -= exact
-            if self._budget < 0:
-                total = sum(t.size for t in self.tensors.values())
-                raise self._fail(
-                    f"the layers up to {path} ({name}) would have more parameters "
-                    f"than the {total} values the file stores (crafted or corrupt "
-                    "architecture)"
-                )
-            return
-        # A layer this module knows nothing about: bound the product of the sizes
-        # in its config by what is stored for it.
-        bound = math.prod(v for v in _config_ints(config) if v > 0)
-        if bound > 64 * stored + _SLACK_ELEMENTS:
-            raise self._fail(
-                f"layer {path} ({name}): config {_short(config)} asks for far more "
-                f"memory than the {stored} values the file stores for it"
-            )
+        stored = {t.name: t.size for t in self.tensors.values()}
+        return Builder(stored, self._fail).build(self.architecture, self.dtype)
 
     def expected_training_tensors(self, n_params: int, dtype) -> dict[str, tuple]:
         """{"optimizer.m": (dtype, (n_params,)), ...} as the training metadata says."""
@@ -731,45 +478,6 @@ class ModelFile:
                 + "; pass allow_nonfinite=True to load them anyway"
             )
         return arrays
-
-
-def _parameter_count(name: str, config: dict) -> int | None:
-    """The exact parameter count of the layers whose shapes we know, from the
-    config alone (None if unknown or if the config is malformed: the layer's
-    constructor then reports it before allocating anything)."""
-    try:
-        if name == "Dense":
-            D, M = config["in_features"], config["out_features"]
-            if _is_int(D) and _is_int(M):
-                return D * M + M
-        elif name == "Conv2D":
-            C, F, k = (
-                config["in_channels"],
-                config["out_channels"],
-                config["kernel_size"],
-            )
-            KH, KW = (k, k) if _is_int(k) else k
-            if all(_is_int(v) for v in (C, F, KH, KW)):
-                return F * C * KH * KW + F
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None
-
-
-def _config_ints(value) -> Iterator[int]:
-    if _is_int(value):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _config_ints(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _config_ints(v)
-
-
-def _short(value, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- loading -------------------------------------------------------------------
