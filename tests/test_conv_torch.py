@@ -139,5 +139,5 @@ def test_a_lenet_step_matches_torch(rng):
     value_t = F.cross_entropy(logits, torch.tensor(y))
     value_t.backward()
     assert value == pytest.approx(value_t.item(), rel=1e-12)
-    for (name, p), pt in zip(model.named_parameters().items(), params, strict=True):
+    for (name, p), pt in zip(model.named_parameters(), params, strict=True):
         close(p.grad, pt.grad, name)

@@ -126,7 +126,7 @@ def iris_model(**kwargs):
 
 def test_named_parameters_and_order():
     model = iris_model(seed=0)
-    names = list(model.named_parameters())
+    names = [name for name, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
     assert [p.shape for p in model.parameters()] == [
         (4, 5),
@@ -249,7 +249,11 @@ class Scale(gn.Layer):
 def test_custom_layer_joins_a_model_and_trains():
     X, y = gn.datasets.make_blobs(30, 2, 2, seed=0)
     model = gn.Sequential(Scale(2), gn.Dense(2, 2), seed=0)
-    assert list(model.named_parameters()) == ["0.scale", "1.weight", "1.bias"]
+    assert [name for name, _ in model.named_parameters()] == [
+        "0.scale",
+        "1.weight",
+        "1.bias",
+    ]
     assert model[0].scale.data.dtype == np.float32  # joined the model's dtype
     history = model.fit(X, y, optimizer=gn.Adam(lr=0.05), epochs=20, verbose=0)
     assert history["loss"][-1] < history["loss"][0]

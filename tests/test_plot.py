@@ -188,7 +188,7 @@ def test_gradient_flow_of_a_gradcheck_report(trained, tmp_path):
     loss = gn.SoftmaxCrossEntropy()
     loss.forward(copy.forward(X[:8].astype(np.float64)), y[:8])
     copy.backward(loss.backward())
-    for name, p in copy.named_parameters().items():
+    for name, p in copy.named_parameters():
         assert report[name].grad_norm == pytest.approx(np.linalg.norm(p.grad), rel=1e-9)
     fig = gn.plot.gradient_flow(report)
     heights = [bar.get_height() for bar in fig.axes[0].patches]

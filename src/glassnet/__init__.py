@@ -15,6 +15,7 @@ from glassnet.errors import (
 from glassnet.io import datasets
 from glassnet.nn.layers import (
     AvgPool2D,
+    Concat,
     Conv2D,
     Dense,
     Dropout,
@@ -24,6 +25,7 @@ from glassnet.nn.layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -60,6 +62,7 @@ __all__ = [
     "AdamW",
     "ArgumentTypeError",
     "AvgPool2D",
+    "Concat",
     "BackupAndRestore",
     "BinaryCrossEntropy",
     "BinaryCrossEntropyWithLogits",
@@ -94,6 +97,7 @@ __all__ = [
     "ProgressBar",
     "RMSprop",
     "ReLU",
+    "Residual",
     "Sequential",
     "ShapeError",
     "Sigmoid",

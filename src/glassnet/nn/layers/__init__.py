@@ -11,15 +11,18 @@ from glassnet.nn.layers.activations import (
     make_activation,
 )
 from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.concat import Concat
 from glassnet.nn.layers.conv2d import Conv2D
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.layers.dropout import Dropout
 from glassnet.nn.layers.flatten import Flatten
 from glassnet.nn.layers.pooling import AvgPool2D, MaxPool2D
+from glassnet.nn.layers.residual import Residual
 
 __all__ = [
     "ACTIVATIONS",
     "AvgPool2D",
+    "Concat",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -29,6 +32,7 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "ReLU",
+    "Residual",
     "Sigmoid",
     "Softmax",
     "Tanh",

@@ -14,7 +14,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet.errors import CallOrderError
+from glassnet.errors import CallOrderError, ConfigError
 from glassnet.nn.parameter import Parameter
 
 # glassnet's own layer classes by name, filled in as each class is defined: the only
@@ -38,7 +38,12 @@ class Layer:
     parameter's .grad (replacing the previous value) and returns dL/d(input),
     which has the shape of x.
 
-    `training` is set by Sequential before forward: True while fitting, False in
+    A layer may hold other layers, as attributes or in lists: they are its
+    children(), and parameters(), named_parameters(), set_training() and every
+    consumer (optimizers, gradcheck, summary, explain, save and load) walk that
+    tree. A model is just the outermost layer.
+
+    `training` is set by set_training before forward: True while fitting, False in
     predict and evaluate (only layers such as Dropout care).
     """
 
@@ -57,7 +62,140 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} must define backward(dout)")
 
     def parameters(self) -> list[Parameter]:
-        return []
+        """Every Parameter of this layer and of the layers inside it, in a stable
+        order (the order of named_parameters()). A leaf layer may override this
+        to list its own parameters explicitly."""
+        return [p for _, p in self.named_parameters()]
+
+    # -- composition: the one walk every consumer uses ----------------------------
+
+    def children(self) -> list[tuple[str, Layer]]:
+        """The layers held directly by this one, with the names that qualify their
+        parameters: attributes holding a Layer ("block"), or a list or tuple of
+        them ("blocks.0", "blocks.1"), in attribute order. Containers override it
+        (Sequential names its layers "0", "1", ...)."""
+        found = []
+        for name, value in vars(self).items():
+            if name == "_cache":
+                continue
+            if isinstance(value, Layer):
+                found.append((name, value))
+            elif isinstance(value, (list, tuple)):
+                found.extend(
+                    (f"{name}.{i}", v)
+                    for i, v in enumerate(value)
+                    if isinstance(v, Layer)
+                )
+        return found
+
+    def own_parameters(self) -> list[Parameter]:
+        """The Parameters this layer holds itself, not those of its children.
+
+        A class that overrides parameters() lists them there (the children's own
+        are dropped from that list); otherwise they are found in the attributes,
+        directly or in a list or tuple, in attribute order.
+        """
+        if type(self).parameters is not Layer.parameters:
+            inside = {id(p) for _, child in self.children() for p in child.parameters()}
+            return [p for p in self.parameters() if id(p) not in inside]
+        found = []
+        for name, value in vars(self).items():
+            if name == "_cache":
+                continue
+            if isinstance(value, Parameter):
+                found.append(value)
+            elif isinstance(value, (list, tuple)):
+                found.extend(v for v in value if isinstance(v, Parameter))
+        return found
+
+    def named_layers(self, prefix: str = "") -> list[tuple[str, Layer]]:
+        """(qualified name, layer) for every layer below this one, at every depth,
+        parents before their children: [("0", ...), ("1", ...), ("1.block", ...)]."""
+        out = []
+        for name, child in self.children():
+            out.append((prefix + name, child))
+            out.extend(child.named_layers(f"{prefix}{name}."))
+        return out
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """(qualified name, Parameter) for every parameter of this layer and the
+        layers below it, PyTorch-style: "0.weight", "3.block.1.bias".
+
+        Names are paths through the tree, so they are unique by construction. A
+        layer or Parameter reached twice (weight sharing, which the gradient
+        contract does not support) or two parameters of one layer with the same
+        name raise ConfigError naming the place.
+        """
+        pairs: list[tuple[str, Parameter]] = []
+        seen_params: dict[int, str] = {}
+        seen_layers: dict[int, str] = {id(self): "the model"}
+
+        def visit(layer: Layer, prefix: str) -> None:
+            where = prefix[:-1] or type(self).__name__
+            for p in layer.own_parameters():
+                name = prefix + p.name
+                if id(p) in seen_params:
+                    raise ConfigError(
+                        f"{where} ({type(layer).__name__}): parameter {name!r} is "
+                        f"the same Parameter as {seen_params[id(p)]!r}; a Parameter "
+                        "must belong to one layer (weight sharing is not supported)"
+                    )
+                if any(n == name for n, _ in pairs):
+                    raise ConfigError(
+                        f"{where} ({type(layer).__name__}): two parameters are "
+                        f"named {p.name!r}; give each Parameter of a layer its own "
+                        "name"
+                    )
+                seen_params[id(p)] = name
+                pairs.append((name, p))
+            for child_name, child in layer.children():
+                path = prefix + child_name
+                if id(child) in seen_layers:
+                    raise ConfigError(
+                        f"layer {path!r} ({type(child).__name__}) is the same object "
+                        f"as {seen_layers[id(child)]!r}; a layer instance can appear "
+                        "once in a model (build a new one for each place)"
+                    )
+                seen_layers[id(child)] = path
+                visit(child, path + ".")
+
+        visit(self, "")
+        return pairs
+
+    def own_buffers(self) -> dict[str, np.ndarray]:
+        """State that is not trained by gradients but belongs to the model (a
+        BatchNorm's running mean and variance): {attribute name: array}. Saved and
+        loaded with the parameters; none by default."""
+        return {}
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """(qualified name, array) for every buffer at every depth, named like
+        parameters: "1.running_mean", "2.block.0.running_var"."""
+        pairs = [(name, a) for name, a in self.own_buffers().items()]
+        for path, layer in self.named_layers():
+            pairs.extend((f"{path}.{n}", a) for n, a in layer.own_buffers().items())
+        return pairs
+
+    def load_buffer(self, name: str, value: np.ndarray) -> None:
+        """Replace the buffer `name` (a key of own_buffers) with a copy of value,
+        which must have its shape; used by load and checkpoints."""
+        current = self.own_buffers().get(name)
+        if current is None:
+            raise ConfigError(f"{type(self).__name__} has no buffer named {name!r}")
+        value = np.asarray(value)
+        if value.shape != current.shape:
+            raise ConfigError(
+                f"{type(self).__name__} buffer {name!r}: expected shape "
+                f"{current.shape}, got {value.shape}"
+            )
+        setattr(self, name, value.astype(current.dtype, copy=True))
+
+    def set_training(self, training: bool) -> None:
+        """Set `training` on this layer and every layer below it: True while
+        fitting, False for inference (only layers such as Dropout care)."""
+        self.training = bool(training)
+        for _, child in self.children():
+            child.set_training(training)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -70,8 +208,19 @@ class Layer:
         return self._cache
 
     # Hooks Sequential uses; a custom layer may ignore them.
-    def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
-        """(Re)create parameters with `rng` in `dtype`; `init` is a suggested scheme."""
+    def initialize(
+        self, rng: np.random.Generator, dtype, init: str | None = None
+    ) -> None:
+        """Fill in what the layer left unset: draw weights from `rng` and take
+        `dtype`, unless the layer was given its own. The default moves the
+        layer's own float parameters to `dtype` (a custom layer's NumPy arrays
+        join the model's) and passes the call on to the children."""
+        for p in self.own_parameters():
+            if p.data.dtype != dtype and p.data.dtype.kind == "f":
+                data = p.data.astype(dtype)
+                p._rebind(data, np.zeros_like(data))
+        for _, child in self.children():
+            child.initialize(rng, dtype, init)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
         """Shape of one sample's output given one sample's input shape (no batch

@@ -14,7 +14,6 @@ from glassnet.nn.layers.activations import (
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.dense import Dense
-from glassnet.nn.parameter import Parameter
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -52,7 +51,7 @@ class Sequential(Layer):
     examples/xor.py).
     """
 
-    def __init__(self, *layers, seed: int | None = None, dtype=np.float32) -> None:
+    def __init__(self, *layers, seed: int | None = None, dtype=None) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         self.layers: list[Layer] = []
@@ -66,10 +65,10 @@ class Sequential(Layer):
                 )
             self.layers.append(layer)
         self.seed = seed
-        self.dtype = _as_dtype(dtype)
+        self._dtype_given = dtype is not None
+        self.dtype = _as_dtype(np.float32 if dtype is None else dtype)
         self.rng = np.random.default_rng(seed)
-        self.stop_training = False
-        self.history = None
+        self.history = None  # the History of the last fit
         self._training = False
         self._initialize()
 
@@ -83,10 +82,6 @@ class Sequential(Layer):
             else:
                 init = "glorot_uniform"
             layer.initialize(self.rng, self.dtype, init)
-            for p in layer.parameters():  # a custom layer's own arrays join the dtype
-                if p.data.dtype != self.dtype:
-                    data = p.data.astype(self.dtype)
-                    p._rebind(data, np.zeros_like(data))
 
     @classmethod
     def from_sizes(
@@ -120,8 +115,10 @@ class Sequential(Layer):
 
     # -- the Layer contract ---------------------------------------------------
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        if training is not self._training:
+    def forward(self, x: np.ndarray, training: bool | None = None) -> np.ndarray:
+        """x (N, ...) through every layer in order. training=True or False sets the
+        mode of every layer first; None (what a parent container passes) keeps it."""
+        if training is not None and training is not self._training:
             self.set_training(training)
         for i, layer in enumerate(self.layers):
             try:
@@ -137,22 +134,22 @@ class Sequential(Layer):
                 break
         return dout
 
-    def parameters(self) -> list[Parameter]:
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    def named_parameters(self) -> dict[str, Parameter]:
-        """{"0.weight": Parameter, "0.bias": ..., "2.weight": ...}, in order."""
-        return {
-            f"{i}.{p.name}": p
-            for i, layer in enumerate(self.layers)
-            for p in layer.parameters()
-        }
+    def children(self) -> list[tuple[str, Layer]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     def set_training(self, training: bool) -> None:
-        """Tell every layer whether it runs in training mode (Dropout) or not."""
+        """Tell every layer, at every depth, whether it runs in training mode."""
         self._training = bool(training)
-        for layer in self.layers:
-            layer.training = self._training
+        super().set_training(training)
+
+    def initialize(self, rng: np.random.Generator, dtype, init=None) -> None:
+        """As a layer inside another model: take the outer model's generator and
+        dtype for whatever this one left unset (its own seed and dtype win)."""
+        # its own seed: drawn afresh, the weights equal those of the model alone
+        self.rng = rng if self.seed is None else np.random.default_rng(self.seed)
+        if not self._dtype_given:
+            self.dtype = np.dtype(dtype)
+        self._initialize()
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
         """One sample's output shape for one sample's input shape, checked layer by
@@ -316,5 +313,7 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        inner = ",\n".join(
+            "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
+        )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
