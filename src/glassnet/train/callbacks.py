@@ -97,6 +97,13 @@ class History(Callback):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
 
+    def set_run(self, run: TrainingRun) -> None:
+        """Keeps only the model: the run holds this history, and a history that
+        held the run back would make every fit leave a reference cycle for the
+        garbage collector (whose full passes cost milliseconds per fit once
+        large libraries are loaded)."""
+        self.model = run.model
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self.epoch.append(epoch)
         for key, value in logs.items():
