@@ -130,8 +130,8 @@ def _cache_arrays(
 def _as_dtype(model, dtype) -> None:
     """Cast every parameter of the (copied) model to dtype, in place."""
     for p in model.parameters():
-        data = np.array(p.data, dtype=dtype)
-        p._rebind(data, np.zeros_like(data))
+        p.data = np.array(p.data, dtype=dtype)
+        p.grad = np.zeros(p.shape, dtype)
     if hasattr(model, "dtype"):
         model.dtype = np.dtype(dtype)
 
@@ -162,8 +162,6 @@ def run_trace(
     a = x
     for i, layer in enumerate(layers):
         layer.training = training
-        if getattr(layer, "input_grad", True) is False:
-            layer.input_grad = True  # the trace wants every dL/dx
         try:
             out = layer.forward(a)
         except ShapeError as exc:

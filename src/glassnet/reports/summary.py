@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glassnet.nn.layers.base import Layer
 from glassnet.reports._table import (
     Report,
     Section,
@@ -49,7 +50,7 @@ class SummaryReport(Report):
         self.dtype = np.dtype(dtype)
         self.rows: list[SummaryRow] = rows
         self.totals: dict = totals
-        self.first_skips_dx = False  # fit skips layer 0's dL/dx (it has input_grad)
+        self.first_skips_dx = False  # layer 0's backward_params skips its dL/dx
         self.title = (
             f"{model_name} summary: batch of {self.batch_size}, input "
             f"{shape_str(input_shape)}, {self.dtype.name}"
@@ -207,5 +208,16 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
     if not hasattr(model, "layers"):
         model_name = f"{model_name} (one layer)"
     report = SummaryReport(model_name, shape, dtype, rows, totals)
-    report.first_skips_dx = bool(traces) and hasattr(traces[0].layer, "input_grad")
+    report.first_skips_dx = bool(traces) and _skips_dx(traces[0].layer)
     return report
+
+
+def _skips_dx(layer) -> bool:
+    """Whether fit saves work on this first layer: its backward_params (what fit
+    calls for the layer whose input is the data) is its own, skipping dL/dx."""
+    if type(layer).backward_params is Layer.backward_params:
+        return False
+    inner = getattr(layer, "layers", None)  # a Sequential passes it to its first
+    if inner is not None:
+        return bool(inner) and _skips_dx(inner[0])
+    return True

@@ -79,13 +79,13 @@ def save_checkpoint(
     tensors = _model_tensors(model)
     opt_meta = None
     if optimizer is not None:
-        bound = hasattr(optimizer, "_data")
-        if bound and not optimizer._is_bound_to(model.parameters()):
+        bound = optimizer.params
+        if bound and not _same_parameters(bound, model.parameters()):
             raise ConfigError(
                 "save_checkpoint: the optimizer is bound to other parameters than "
                 "this model's"
             )
-        state = optimizer.state_arrays() if bound else {}
+        state = optimizer.state_arrays()
         for name, arr in state.items():
             tensors[f"optimizer.{name}"] = np.ascontiguousarray(arr)
         opt_meta = {
@@ -240,11 +240,14 @@ def _read(f: ModelFile, model, allow_nonfinite: bool):
     return training, specs, arrays
 
 
+def _same_parameters(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(p is q for p, q in zip(a, b, strict=True))
+
+
 def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -> None:
-    if not optimizer._is_bound_to(model.parameters()) or not hasattr(
-        optimizer, "_data"
-    ):
-        optimizer.bind(model.parameters())
+    params = model.parameters()
+    if not _same_parameters(optimizer.params, params):
+        optimizer.bind(params)
     state = optimizer.state_arrays()
     if sorted(state) != sorted(opt_meta["state"]):
         raise ModelFileError(
@@ -252,8 +255,9 @@ def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -
             f"optimizer state {sorted(opt_meta['state'])} does not match "
             f"{type(optimizer).__name__}'s {sorted(state)} (other hyperparameters?)",
         )
-    for name, arr in state.items():
-        arr[...] = arrays[f"optimizer.{name}"]
+    optimizer.load_state_arrays(
+        {name: arrays[f"optimizer.{name}"] for name in opt_meta["state"]}
+    )
     optimizer.t = opt_meta["t"]
 
 

@@ -30,7 +30,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.rng = rng if rng is not None else np.random.default_rng()
 
-    def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
         self.rng = rng  # the model's generator: one seed reproduces the whole run
 
     def forward(self, x: np.ndarray) -> np.ndarray:
