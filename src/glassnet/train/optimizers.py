@@ -190,7 +190,11 @@ class Optimizer:
         if params is not None:
             if type(params) is not list:
                 params = list(params)
-            if flat is None or not _same(params, flat.params):
+            try:  # the same Parameters? (a C loop; Parameter compares by identity)
+                same = flat is not None and params == flat.params
+            except ValueError:  # an array among params: not the bound parameters
+                same = False
+            if not same:
                 flat = self.bind(params)._flat
         elif flat is None:
             raise CallOrderError(
@@ -229,14 +233,6 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
-
-
-def _same(params: list, bound: list) -> bool:
-    """Whether two lists hold the same Parameter objects in the same order."""
-    try:
-        return params == bound  # a C loop; Parameter compares by identity
-    except ValueError:  # an array among params: not the bound parameters
-        return False
 
 
 def _state(name: str) -> property:
