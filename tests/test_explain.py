@@ -15,6 +15,7 @@ import pytest
 import glassnet as gn
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.reports import explain, gradient_flow, summary
+from user_layers import UserBlock
 
 
 def iris_net(dtype=np.float32, last=()):
@@ -28,6 +29,29 @@ def iris_net(dtype=np.float32, last=()):
         seed=0,
         dtype=dtype,
     )
+
+
+def residual_mlp(dtype=np.float32):
+    return gn.Sequential(
+        gn.Dense(4, 8), gn.Tanh(),
+        gn.Residual(gn.Sequential(gn.Dense(8, 8), gn.Tanh(), gn.Dense(8, 8))),
+        gn.Dense(8, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def nested_net(dtype=np.float32):
+    return gn.Sequential(
+        gn.Dense(4, 6), gn.Tanh(),
+        gn.Sequential(gn.Dense(6, 5), gn.Sigmoid()),
+        gn.Concat(gn.Dense(5, 2), gn.Sequential(gn.Dense(5, 3), gn.Tanh())),
+        gn.Dense(5, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+RESIDUAL_ROWS = ["0", "1", "2", "2.block", "2.block.0", "2.block.1", "2.block.2", "3"]
+NESTED_ROWS = ["0", "1", "2", "2.0", "2.1", "3", "3.0", "3.1", "3.1.0", "3.1.1", "4"]
 
 
 # -- explain: every formula against the layer's own backward --------------------
@@ -317,12 +341,147 @@ def test_summary_errors():
         iris_net().summary((0,))
 
 
+@pytest.mark.parametrize(
+    "make, names",
+    [(residual_mlp, RESIDUAL_ROWS), (nested_net, NESTED_ROWS)],
+    ids=["residual-mlp", "nested"],
+)
+def test_summary_of_a_nested_model_has_a_row_per_layer_and_adding_counts(make, names):
+    model = make()
+    report = model.summary((4,), batch_size=10)
+    rows = {r.index: r for r in report.rows}
+    assert list(rows) == names == [n for n, _ in model.named_layers()]
+    total = sum(p.size for p in model.parameters())
+    assert report.totals["params"] == total
+    assert sum(r.params for r in report.rows if r.depth == 0) == total
+    for name, layer in model.named_layers():  # a container shows its total
+        row = rows[name]
+        assert row.depth == name.count(".")
+        inside = [rows[f"{name}.{n}"].params for n, _ in layer.children()]
+        own = sum(p.size for p in layer.own_parameters())
+        assert (
+            row.params == own + sum(inside) == sum(p.size for p in layer.parameters())
+        )
+    lines = str(report).splitlines()
+    column = next(line for line in lines if line.startswith("#")).index("layer")
+    shown = {line.split()[0]: line[column:] for line in lines[4:] if line[:1].strip()}
+    for name, _ in model.named_layers():  # "2.block.0    Dense(8, 8)", indented
+        cell = "  " * name.count(".") + rows[name].layer + " "
+        assert shown[name].startswith(cell), (name, shown[name])
+
+
+def test_summary_of_a_residual_mlp_names_its_rows():
+    report = residual_mlp().summary((4,), batch_size=10)
+    rows = {r.index: r for r in report.rows}
+    assert rows["2"].layer == "Residual" and rows["2"].params == 2 * (64 + 8)
+    assert rows["2.block"].layer == "Sequential"
+    assert rows["2.block.0"].layer == "Dense(8, 8)"
+    assert rows["2.block.0"].param_grads == {"weight": (8, 8), "bias": (8,)}
+    assert rows["2"].param_grads == {} and rows["2"].input_grad == (10, 8)
+    assert rows["2.block.0"].cache[0][4] == "layer 1's out"  # the Residual's input
+
+
+def test_summary_of_a_custom_composite_layer_counts_its_own_parameter():
+    model = gn.Sequential(gn.Dense(4, 3), UserBlock(), gn.Dense(3, 3), seed=0)
+    report = model.summary((4,), batch_size=5)
+    rows = {r.index: r for r in report.rows}
+    assert list(rows) == ["0", "1", "1.first", "1.second", "2"]
+    assert rows["1"].params == 1 + 16 + 15 and rows["1"].param_grads == {"scale": ()}
+    assert report.totals["params"] == sum(p.size for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "make, names",
+    [(residual_mlp, RESIDUAL_ROWS), (nested_net, NESTED_ROWS)],
+    ids=["residual-mlp", "nested"],
+)
+def test_explain_of_a_nested_model_derives_every_layer_at_every_depth(make, names):
+    model = make()
+    report = explain(model, (4,), batch_size=3, loss="softmax_cross_entropy")
+    entries = {e.index: e for e in report.layers}
+    assert list(entries) == names
+    assert report.matches, str(report)
+    for name, layer in model.named_layers():
+        entry = entries[name]
+        assert entry.check and max(entry.check.values()) < 1e-9, (name, entry.check)
+        if isinstance(layer, gn.Dense):  # a leaf: its own derivation, every gradient
+            assert sorted(entry.check) == ["bias", "weight", "x"]
+            assert entry.derivation.backward[0].formula == "x.T @ g"
+        else:  # a container: how g reaches each layer inside, and the sum
+            routed = {f"g of {n}" for n, _ in layer.children()}
+            assert routed <= set(entry.check), entry.check
+    text = str(report)
+    for name, _ in model.named_layers():
+        assert f"[{name}] " in text
+
+
+def test_explain_states_the_residual_and_concat_rules():
+    text = str(explain(nested_net(), (4,), batch_size=3))
+    assert "out = every branch(x), joined on axis 1" in text
+    assert "sum of branch.backward(its slice of g)" in text
+    assert "g[:, 0:2]" in text and "g[:, 2:5]" in text
+    text = str(explain(residual_mlp(), (4,), batch_size=3))
+    assert "out = x + block(x)" in text
+    assert "g + block.backward(g)" in text and "I + J_block" in text
+
+
+class ForgetsIdentity(gn.Residual):
+    def backward(self, dout):
+        self._cached()
+        return self.block.backward(dout)  # the identity path is lost
+
+
+class DoublesBlockGradient(gn.Residual):
+    def backward(self, dout):
+        self._cached()
+        return dout + self.block.backward(2 * dout)  # the block gets the wrong g
+
+
+@pytest.mark.parametrize(
+    "cls, bad", [(ForgetsIdentity, "x"), (DoublesBlockGradient, "g of block")]
+)
+def test_a_wrong_container_backward_fails_its_rule_and_only_its_rule(cls, bad):
+    model = gn.Sequential(
+        gn.Dense(4, 5), cls(gn.Sequential(gn.Dense(5, 5), gn.Tanh())), seed=0
+    )
+    report = explain(model, (4,), batch_size=3)
+    entries = {e.index: e for e in report.layers}
+    assert not entries["1"].matches and entries["1"].check[bad] > 1e-3
+    assert all(e.matches for name, e in entries.items() if name != "1"), str(report)
+    assert f"WARNING: layer 1 ({cls.__name__})" in str(report)
+
+
+def test_explain_checks_a_custom_composite_and_the_layers_inside_it():
+    model = gn.Sequential(gn.Dense(4, 3), UserBlock(), seed=0)
+    report = explain(model, (4,), batch_size=3)
+    entries = {e.index: e for e in report.layers}
+    assert list(entries) == ["0", "1", "1.first", "1.second"]
+    assert report.matches
+    assert "input" in entries["1"].check and "first.weight" in entries["1"].check
+    assert entries["1.first"].derivation.forward.formula == "out = x @ W + b"
+
+
+def test_gradient_flow_of_a_nested_model_has_a_row_per_layer(rng):
+    X, y = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
+    model = residual_mlp(np.float64)
+    report = gradient_flow(model, X, y, "softmax_cross_entropy")
+    rows = {r.index: r for r in report.rows}
+    assert list(rows) == RESIDUAL_ROWS
+    # the Residual hands g to its block unchanged; the block's last layer gets it
+    assert (
+        rows["2"].grad_norm == rows["2.block"].grad_norm == rows["2.block.2"].grad_norm
+    )
+    assert rows["2"].dx_norm != rows["2.block"].dx_norm  # + the identity path
+    assert set(rows["2.block.0"].param_grads) == {"weight", "bias"}
+    assert rows["2"].param_grads == {}
+
+
 # -- every report renders three ways ------------------------------------------
 
 
-def _reports():
+def _reports(make=iris_net):
     X, y = gn.datasets.load_iris()
-    model = iris_net()
+    model = make()
     return [
         model.summary((4,), batch_size=8),
         explain(model, (4,), batch_size=8, loss="softmax_cross_entropy"),
@@ -340,10 +499,11 @@ def test_every_report_is_text_html_and_a_json_dict():
         json.dumps(report.to_dict())  # plain data all the way down
 
 
-def test_plain_text_columns_line_up():
+@pytest.mark.parametrize("make", [iris_net, residual_mlp, nested_net])
+def test_plain_text_columns_line_up(make):
     """Under the dashes, every line of a table keeps its text inside the columns:
     the two spaces between columns are blank in the header and in every row."""
-    for report in _reports()[:3]:
+    for report in _reports(make)[:3]:
         lines = str(report).splitlines()
         k = next(i for i, line in enumerate(lines) if re.fullmatch(r"[- ]+", line))
         spans = [m.span() for m in re.finditer(r"-+", lines[k])]
@@ -353,7 +513,7 @@ def test_plain_text_columns_line_up():
             for i in range(end, start)
         ]
         table = [lines[k - 1]]
-        title = re.compile(r"(\[\d+\]|loss \w+:) ")  # explain's sections
+        title = re.compile(r"(\[[\w.]+\]|loss \w+:) ")  # explain's sections
         for i in range(k + 1, len(lines)):
             line = lines[i]
             if not line and not title.match(lines[i + 1]):
@@ -483,7 +643,7 @@ def test_gradient_flow_plot_has_a_bar_per_layer():
 def test_only_keeps_the_chosen_layers_and_the_loss():
     report = explain(iris_net(), (4,), batch_size=3, loss="mse")
     part = report.only(1, "loss")
-    assert [e.index for e in part.layers] == [1] and part.loss is report.loss
+    assert [e.index for e in part.layers] == ["1"] and part.loss is report.loss
     assert "[1] Tanh" in str(part) and "[0] Dense" not in str(part)
     assert report.only(0).loss is None
 
@@ -501,3 +661,9 @@ def test_cli_explains_a_training_config_with_its_loss(tmp_path, capsys):
     assert cli.main(["explain", str(config), "--batch-size", "10"]) == 0
     out = capsys.readouterr().out
     assert "[2] Dense(8, 3)" in out and "(p - y) / 10" in out
+
+
+def test_input_shape_is_found_inside_nested_first_layers():
+    model = gn.Sequential(gn.Residual(gn.Sequential(gn.Dense(4, 4), gn.Tanh())), seed=0)
+    assert summary(model).rows[0].input_shape == (32, 4)
+    assert explain(model, batch_size=2).layers[0].input_shape == (2, 4)

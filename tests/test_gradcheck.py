@@ -240,6 +240,188 @@ def test_large_tensor_is_sampled_and_still_caught(rng):
     assert not row.passed
 
 
+# -- part 1b: layers that hold layers -------------------------------------------
+
+
+class TwoDense(gn.Layer):
+    """A user's composite layer: out = second(tanh(first(x))), two Dense inside."""
+
+    def __init__(self, d: int = 4, hidden: int = 5, m: int = 3, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.first = gn.Dense(d, hidden, rng=rng, dtype=np.float64)
+        self.second = gn.Dense(hidden, m, rng=rng, dtype=np.float64)
+        for dense in (self.first, self.second):  # nonzero biases: rows that test
+            dense.bias.data = rng.normal(0, 0.5, dense.bias.shape)
+
+    def forward(self, x):
+        h = np.tanh(self.first.forward(x))
+        self._cache = h
+        return self.second.forward(h)
+
+    def backward(self, dout):
+        h = self._cache
+        dh = self.second.backward(dout)
+        return self.first.backward(dh * (1.0 - h**2))
+
+
+class DoublesOneWeightGradient(TwoDense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.second.weight.grad = 2 * self.second.weight.grad  # BUG
+        return dx
+
+
+class UserResidual(gn.Layer):
+    """A user's skip connection: out = x + block(x)."""
+
+    def __init__(self, block: gn.Layer) -> None:
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block.forward(x)
+
+    def backward(self, dout):
+        return dout + self.block.backward(dout)
+
+
+class ForgetsTheIdentityPath(UserResidual):
+    def backward(self, dout):
+        return self.block.backward(dout)  # BUG: dL/dx misses the identity's dout
+
+
+def test_composite_layer_doubling_one_weight_gradient_fails_alone(rng):
+    """The headline bug: four tensors, four uniquely named rows, the doubled one
+    fails, and the composite itself is named (its Dense layers pass alone)."""
+    layer = DoublesOneWeightGradient()
+    report = gn.gradcheck(layer, rng.normal(size=(5, 4)))
+    assert not report.passed
+    names = [row.name for row in report.rows]
+    assert names == [
+        "input",
+        "first.weight",
+        "first.bias",
+        "second.weight",
+        "second.bias",
+    ]
+    assert [r.layer for r in report.rows[1:]] == ["first Dense"] * 2 + [
+        "second Dense"
+    ] * 2
+    assert [r.name for r in report.failures()] == ["second.weight"]
+    assert "analytic = 2 x numeric" in report["second.weight"].diagnosis
+    (note,) = [n for n in report.notes if n.startswith("faulty layer")]
+    assert note.startswith("faulty layer DoublesOneWeightGradient: ")
+    assert "second.weight (analytic = 2 x numeric" in note
+    assert "every layer inside it passes on its own" in note
+    fixed = TwoDense()
+    assert gn.gradcheck(fixed, rng.normal(size=(5, 4))).passed
+
+
+def test_composite_layer_doubling_one_weight_gradient_fails_in_a_model(rng):
+    model = gn.Sequential(
+        gn.Dense(4, 4), gn.Tanh(), DoublesOneWeightGradient(), seed=0, dtype=float
+    )
+    report = gn.gradcheck(model, rng.normal(size=(6, 4)), _labels(6),
+                          loss="softmax_cross_entropy")  # fmt: skip
+    assert not report.passed, str(report)
+    names = [row.name for row in report.rows]
+    for name in ["2.first.weight", "2.first.bias", "2.second.weight", "2.second.bias"]:
+        assert names.count(name) == 1, names
+    assert len(names) == len(set(names)) == 1 + len(model.parameters())
+    assert report["2.second.weight"].layer == "2.second Dense"
+    assert not report["2.second.weight"].passed
+    named = [n for n in report.notes if n.startswith("faulty layer")]
+    assert len(named) == 1, report.notes
+    assert named[0].startswith("faulty layer 2 (DoublesOneWeightGradient): ")
+    assert "2.second.weight (analytic = 2 x numeric" in named[0]
+
+
+def _residual_blocks(inner):
+    return [gn.Dense(4, 3), gn.Tanh(), gn.Residual(gn.Sequential(*inner)),
+            gn.Dense(3, 3)]  # fmt: skip
+
+
+# (layers, faulty layer's path, its class, a failing row the note must name)
+NESTED_PLANTED = [
+    pytest.param(
+        lambda: _residual_blocks([TransposedWeightGrad(3, 3), gn.Tanh()]),
+        "2.block.0",
+        "TransposedWeightGrad",
+        "2.block.0.weight",
+        id="residual-sequential-transposed-weight",
+    ),
+    pytest.param(
+        lambda: [
+            gn.Dense(4, 5),
+            gn.Concat(
+                gn.Dense(5, 2), gn.Sequential(gn.Tanh(), CenteringWithout1OverN())
+            ),
+            gn.Dense(7, 3),
+        ],
+        "1.1.1",
+        "CenteringWithout1OverN",
+        "input",
+        id="concat-branch-missing-1-over-N",
+    ),
+    pytest.param(
+        lambda: [
+            gn.Dense(4, 3),
+            gn.Residual(DoublesOneWeightGradient(3, 4, 3)),
+            gn.Dense(3, 3),
+        ],
+        "1.block",
+        "DoublesOneWeightGradient",
+        "1.block.second.weight",
+        id="composite-inside-residual",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: [
+            gn.Dense(4, 3),
+            ForgetsTheIdentityPath(gn.Sequential(gn.Dense(3, 3), gn.Tanh())),
+            gn.Dense(3, 3),
+        ],
+        "1",
+        "ForgetsTheIdentityPath",
+        "input",
+        id="residual-forgets-identity",
+    ),
+    pytest.param(
+        lambda: [
+            gn.Dense(4, 3),
+            UserResidual(gn.Sequential(gn.Dense(3, 3), SigmoidDerivativeOnZ())),
+            gn.Dense(3, 3),
+        ],
+        "1.block.1",
+        "SigmoidDerivativeOnZ",
+        "input",
+        id="user-residual-sigmoid-derivative-on-z",
+    ),
+]
+
+
+@pytest.mark.parametrize("make_layers, path, cls, bad_row", NESTED_PLANTED)
+def test_planted_bug_at_any_depth_is_named_by_its_path(
+    make_layers, path, cls, bad_row, rng
+):
+    model = gn.Sequential(*make_layers(), seed=0, dtype=np.float64)
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            p.data = rng.normal(0, 0.5, p.shape)
+    X = rng.normal(size=(5, 4))
+    report = gn.gradcheck(model, X, _labels(5), loss="softmax_cross_entropy")
+    assert not report.passed, str(report)
+    named = [note for note in report.notes if note.startswith("faulty layer")]
+    assert len(named) == 1, report.notes  # the deepest faulty layer, nothing else
+    assert named[0].startswith(f"faulty layer {path} ({cls}): "), named[0]
+    assert bad_row in named[0].split(": ", 1)[1]
+
+    for _, layer in model.named_layers():  # control: the same model, bug fixed
+        if type(layer).__name__ == cls:
+            layer.__class__ = type(layer).__mro__[1]
+    fixed = gn.gradcheck(model, X, _labels(5), loss="softmax_cross_entropy")
+    assert fixed.passed, str(fixed)
+    assert not fixed.notes
+
+
 # -- part 2: the seeds' own column-major backprop, checked in function mode ----
 
 

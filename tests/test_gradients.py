@@ -34,6 +34,37 @@ LAYER_CASES = [
     pytest.param(lambda rng: gn.Identity(), 6, id="identity"),
     pytest.param(lambda rng: gn.Softmax(), 5, id="softmax"),
     pytest.param(lambda rng: gn.Softmax(), 1, id="softmax-1class"),
+    # layers that hold layers: every tensor at every depth gets a row
+    pytest.param(
+        lambda rng: gn.Residual(
+            gn.Sequential(
+                gn.Dense(4, 6, rng=rng, dtype=np.float64),
+                gn.Tanh(),
+                gn.Dense(6, 4, rng=rng, dtype=np.float64),
+            )
+        ),
+        4,
+        id="residual",
+    ),
+    pytest.param(
+        lambda rng: gn.Concat(
+            gn.Dense(4, 2, rng=rng, dtype=np.float64),
+            gn.Sequential(gn.Dense(4, 3, rng=rng, dtype=np.float64), gn.Tanh()),
+        ),
+        4,
+        id="concat",
+    ),
+    pytest.param(
+        lambda rng: gn.Sequential(
+            gn.Dense(4, 5),
+            gn.Tanh(),
+            gn.Sequential(gn.Dense(5, 3), gn.Sigmoid(), gn.Sequential(gn.Dense(3, 2))),
+            seed=int(rng.integers(1000)),
+            dtype=np.float64,
+        ),
+        4,
+        id="nested-sequential",
+    ),
 ]
 
 
@@ -41,12 +72,14 @@ LAYER_CASES = [
 @pytest.mark.parametrize("make_layer, features", LAYER_CASES)
 def test_layer_backward_matches_finite_differences(make_layer, features, batch, rng):
     layer = make_layer(rng)
-    if isinstance(layer, gn.Dense):  # nonzero bias: a bias gradient of 0 proves nothing
-        layer.bias.data = rng.normal(size=layer.bias.shape)
+    for name, p in layer.named_parameters():  # a bias gradient of 0 proves nothing
+        if name.endswith("bias"):
+            p.data = rng.normal(size=p.shape)
     x = away_from_zero(rng, (batch, features))
     report = gn.gradcheck(layer, x)
-    names = ["input"] + [p.name for p in layer.parameters()]
+    names = ["input"] + [name for name, _ in layer.named_parameters()]
     assert [row.name for row in report.rows] == names
+    assert len(set(names)) == len(names) == 1 + len(layer.parameters())
     assert report.passed, str(report)
     assert report.worst().max_error <= THRESHOLD
     assert all(row.kinks == 0 for row in report.rows), str(report)
@@ -251,6 +284,34 @@ MODEL_CASES = [
         "binary_cross_entropy_with_logits",
         lambda rng, n: rng.integers(0, 2, (n, 1)),
         id="bce_logits",
+    ),
+    pytest.param(
+        lambda: gn.Sequential(
+            gn.Dense(4, 8),
+            gn.Tanh(),
+            gn.Residual(gn.Sequential(gn.Dense(8, 8), gn.Tanh(), gn.Dense(8, 8))),
+            gn.Residual(gn.Sequential(gn.Dense(8, 8), gn.Tanh(), gn.Dense(8, 8))),
+            gn.Dense(8, 3),
+            seed=5,
+            dtype=np.float64,
+        ),  # fmt: skip
+        "softmax_cross_entropy",
+        lambda rng, n: rng.integers(0, 3, n),
+        id="residual-mlp-softmax_ce",
+    ),
+    pytest.param(
+        lambda: gn.Sequential(
+            gn.Dense(4, 6),
+            gn.Sigmoid(),
+            gn.Sequential(gn.Dense(6, 5), gn.Tanh()),
+            gn.Concat(gn.Dense(5, 2), gn.Sequential(gn.Dense(5, 3), gn.Tanh())),
+            gn.Dense(5, 2),
+            seed=6,
+            dtype=np.float64,
+        ),  # fmt: skip
+        "mse",
+        lambda rng, n: rng.normal(size=(n, 2)),
+        id="nested-concat-mse",
     ),
 ]
 

@@ -19,8 +19,16 @@ import pytest
 
 import glassnet as gn
 from glassnet.errors import ModelFileError
-from glassnet.io.serialization import LAYERS, load, load_weights, save, save_weights
+from glassnet.io.serialization import (
+    FORMAT_VERSION,
+    LAYERS,
+    load,
+    load_weights,
+    save,
+    save_weights,
+)
 from glassnet.train.checkpoints import load_checkpoint, restore_checkpoint
+from user_layers import UserBlock
 
 
 def _perturb(model, seed: int = 1):
@@ -56,16 +64,45 @@ def _cnn(dtype):
     )  # fmt: skip
 
 
+def _residual_mlp(dtype):
+    return gn.Sequential(
+        gn.Dense(4, 8), gn.Tanh(),
+        gn.Residual(gn.Sequential(gn.Dense(8, 8), gn.Tanh(), gn.Dense(8, 8))),
+        gn.Dense(8, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _nested(dtype):
+    inner = gn.Sequential(gn.Dense(6, 5), gn.ReLU(), seed=3)  # its own seed
+    return gn.Sequential(
+        gn.Dense(4, 6), gn.Tanh(),
+        inner,
+        gn.Concat(
+            gn.Dense(5, 2),
+            gn.Sequential(gn.Dense(5, 3), gn.Sigmoid(), gn.Residual(gn.Dense(3, 3))),
+        ),
+        gn.Dense(5, 3),
+        seed=1, dtype=dtype,
+    )  # fmt: skip
+
+
 MODELS = [
     pytest.param(_mlp, (7, 4), id="mlp"),
     pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
+    pytest.param(_residual_mlp, (7, 4), id="residual-mlp"),
+    pytest.param(_nested, (7, 4), id="nested"),
 ]
 
 
 def test_round_trip_models_cover_every_registered_layer():
-    used = {type(layer).__name__ for make in (_mlp, _cnn) for layer in make(np.float32)}
+    makers = (_mlp, _cnn, _residual_mlp, _nested)
+    used = {
+        type(layer).__name__
+        for make in makers
+        for _, layer in make(np.float32).named_layers()
+    }
     used.add("Sequential")  # the round-trip models are Sequentials themselves
-    used |= {"Residual", "Concat"}  # containers: save refuses them for now
     assert set(LAYERS) <= used, f"add {set(LAYERS) - used} to the round-trip models"
 
 
@@ -80,6 +117,9 @@ def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path
     assert loaded.dtype == np.dtype(dtype)
     assert [repr(a) for a in loaded] == [repr(b) for b in model]
     assert [a.get_config() for a in loaded] == [b.get_config() for b in model]
+    assert [(n, type(a)) for n, a in loaded.named_layers()] == [
+        (n, type(b)) for n, b in model.named_layers()
+    ]
     for (name, p), (name2, q) in zip(
         model.named_parameters(), loaded.named_parameters(), strict=True
     ):
@@ -111,11 +151,43 @@ def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
     assert set(arrays) == set(dict(model.named_parameters()))
     with safe_open(tmp_path / "m.safetensors", "np") as fh:
         meta = json.loads(fh.metadata()["glassnet"])
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == FORMAT_VERSION == 2
     assert meta["architecture"]["config"] == {"seed": 0, "dtype": "float64"}
     assert [e["class"] for e in meta["architecture"]["layers"]] == [
         type(layer).__name__ for layer in model
     ]
+
+
+def test_nested_architecture_is_a_tree_of_entries(tmp_path):
+    from safetensors import safe_open
+
+    path = tmp_path / "m.safetensors"
+    model = _nested(np.float32)
+    model.save(path)
+    with safe_open(path, "np") as fh:
+        arch = json.loads(fh.metadata()["glassnet"])["architecture"]
+        names = set(fh.keys())
+    assert names == {name for name, _ in model.named_parameters()}
+    assert "3.1.2.block.weight" in names  # Concat -> Sequential -> Residual -> Dense
+    concat = arch["layers"][3]
+    assert concat["class"] == "Concat" and concat["config"] == {"axis": 1}
+    assert [e["class"] for e in concat["layers"]] == ["Dense", "Sequential"]
+    residual = concat["layers"][1]["layers"][2]
+    assert residual == {
+        "class": "Residual",
+        "config": {},
+        "layers": [
+            {"class": "Dense", "config": {"in_features": 3, "out_features": 3}}
+        ],
+    }  # fmt: skip
+    assert arch["layers"][2] == {
+        "class": "Sequential",
+        "config": {"seed": 3, "dtype": "float32"},
+        "layers": [
+            {"class": "Dense", "config": {"in_features": 6, "out_features": 5}},
+            {"class": "ReLU", "config": {}},
+        ],
+    }  # fmt: skip
 
 
 def test_save_refuses_a_custom_layer_but_save_weights_works(tmp_path):
@@ -152,6 +224,92 @@ def test_load_weights_lists_every_mismatch(tmp_path):
     assert "0.bias: file shape (5,) float32, model shape (6,) float32" in message
     assert "2.weight: file shape (5, 3) float32, model shape (6, 3) float32" in message
     assert "3.weight: missing from the file" in message
+
+
+def test_custom_composite_layer_round_trips_every_tensor(tmp_path):
+    """A user's layer holding two Dense and a 0-d parameter: save refuses it (no
+    architecture entry), save_weights writes all of its tensors, load_weights
+    restores every one."""
+    model = _perturb(gn.Sequential(gn.Dense(3, 3), UserBlock(), seed=0, dtype=float))
+    with pytest.raises(gn.ConfigError, match=r"layer 1 \(UserBlock\) is not a"):
+        model.save(tmp_path / "m.safetensors")
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path)
+    names = ["0.weight", "0.bias", "1.scale", "1.first.weight", "1.first.bias"]
+    names += ["1.second.weight", "1.second.bias"]
+    assert [n for n, _ in model.named_parameters()] == names
+    from safetensors.numpy import load_file
+
+    assert sorted(load_file(path)) == sorted(names)
+    other = gn.Sequential(gn.Dense(3, 3), UserBlock(seed=9), seed=5, dtype=float)
+    load_weights(other, path)
+    for (name, p), (_, q) in zip(
+        model.named_parameters(), other.named_parameters(), strict=True
+    ):
+        assert np.array_equal(p.data, q.data), name
+    assert other[1].scale.data.shape == ()
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    assert np.array_equal(other.predict(X), model.predict(X))
+
+
+def test_load_weights_refuses_missing_and_extra_tensors(tmp_path):
+    small = gn.Sequential(UserBlock(), seed=0, dtype=float)
+    large = gn.Sequential(UserBlock(), gn.Dense(3, 2), seed=0, dtype=float)
+    save_weights(small, tmp_path / "small.safetensors")
+    save_weights(large, tmp_path / "large.safetensors")
+    before = [p.data.copy() for p in large.parameters()]
+    with pytest.raises(ModelFileError) as info:
+        load_weights(large, tmp_path / "small.safetensors")
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "small.safetensors"))
+    assert "1.weight: missing from the file" in message
+    assert "1.bias: missing from the file" in message
+    after = large.parameters()
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, after, strict=True))
+    with pytest.raises(ModelFileError) as info:
+        load_weights(small, tmp_path / "large.safetensors")
+    assert "1.weight: in the file (shape (3, 2)) but not in the model" in str(
+        info.value
+    )
+    assert "1.bias: in the file (shape (2,)) but not in the model" in str(info.value)
+
+
+def test_format_version_1_file_of_a_flat_model_still_loads(tmp_path):
+    header, data = _valid_parts()
+    assert json.loads(header["__metadata__"]["glassnet"])["format_version"] == 1
+    path = tmp_path / "v1.safetensors"
+    path.write_bytes(_file_bytes(header, data))
+    model = load(path)
+    path2 = tmp_path / "v2.safetensors"
+    model.save(path2)  # written again as format version 2, same tensors
+    again = load(path2)
+    assert [n for n, _ in again.named_parameters()] == ["0.weight", "0.bias"]
+    for p, q in zip(model.parameters(), again.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+
+
+def test_hand_written_nested_file_loads_and_names_its_tensors(tmp_path):
+    header, data = _valid_parts()
+    inner = {"class": "Sequential", "config": {}, "layers": [_DENSE_2_3]}
+    nested = _with_meta(format_version=2, layers=[inner])
+    for name in ("0.weight", "0.bias"):  # flat names: the tree says 0.0.*
+        nested[name] = header[name]
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_file_bytes(nested, data))
+    with pytest.raises(ModelFileError) as info:
+        load(path)
+    assert "0.0.weight: missing from the file" in str(info.value)
+    assert "0.weight: in the file (shape (2, 3)) but not in the model" in str(
+        info.value
+    )
+    nested["0.0.weight"], nested["0.0.bias"] = (
+        nested.pop("0.weight"),
+        nested.pop("0.bias"),
+    )
+    path.write_bytes(_file_bytes(nested, data))
+    model = load(path)
+    assert np.array_equal(model[0][0].weight.data, np.arange(6).reshape(2, 3))
+    assert np.array_equal(model[0][0].bias.data, [0.5, -1.0, 2.0])
 
 
 # -- crafted files -------------------------------------------------------------
@@ -209,6 +367,21 @@ def _tensor(name, **fields):
     return header, data
 
 
+_DENSE_2_3 = {"class": "Dense", "config": {"in_features": 2, "out_features": 3}}
+
+
+def _v2(layers) -> bytes:
+    """A format-version-2 file of _valid_parts' tensors with these layers."""
+    return _file_bytes(_with_meta(format_version=2, layers=layers), _valid_parts()[1])
+
+
+def _deep(depth: int) -> dict:
+    entry = _DENSE_2_3
+    for _ in range(depth):
+        entry = {"class": "Sequential", "config": {}, "layers": [entry]}
+    return entry
+
+
 HUGE = 2**40
 _n = struct.Struct("<Q").pack  # the 8-byte header length
 CRAFTED = [
@@ -244,13 +417,30 @@ CRAFTED = [
                 "0.weight", shape=[HUGE, HUGE], data_offsets=[12, 12 + 4 * HUGE**2]
             )
         ),
-        "ends at byte",
+        "data_offsets .* are not integers from 0 to 2",
         id="huge-declared-shape",
     ),
     pytest.param(
         _file_bytes(*_tensor("0.weight", shape=[HUGE, HUGE])),
         "needs",
         id="shape-offsets-disagree",
+    ),
+    pytest.param(
+        _file_bytes(
+            _tensor("0.weight", data_offsets=[16, 40])[0], _valid_parts()[1] + b"\0" * 4
+        ),
+        "byte ranges overlap or leave a gap",
+        id="gap-between-tensors",
+    ),  # fmt: skip
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", data_offsets="12-36")),
+        "is not a valid safetensors file",
+        id="offsets-not-a-list",
+    ),
+    pytest.param(
+        _file_bytes(*_tensor("0.weight", shape=[2, 4])),
+        "shape and dtype need another number of bytes",
+        id="shape-too-large-for-its-bytes",
     ),
     pytest.param(
         _file_bytes(*_tensor("0.weight", dtype="I64")), "F32 or F64", id="int-dtype"
@@ -276,8 +466,8 @@ CRAFTED = [
         id="no-metadata",
     ),
     pytest.param(
-        _file_bytes(_with_meta(format_version=2), _valid_parts()[1]),
-        "format version 2 by a newer glassnet",
+        _file_bytes(_with_meta(format_version=3), _valid_parts()[1]),
+        "format version 3 by a newer glassnet",
         id="newer-format",
     ),
     pytest.param(
@@ -398,6 +588,90 @@ CRAFTED = [
         "extra: in the file",
         id="unexpected-tensor",
     ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(layers=[{"class": "Residual", "config": {}, "layers": []}]),
+            _valid_parts()[1],
+        ),
+        r"layer 0 must be \{class: name, config: \{...\}\}",
+        id="v1-with-nested-layers",
+    ),
+    pytest.param(
+        _v2([{"class": "Residual", "config": {}, "layers": [_DENSE_2_3] * 2}]),
+        r"layer 0 \(Residual\): config \{\} with 2 layers inside is invalid",
+        id="residual-two-blocks",
+    ),
+    pytest.param(
+        _v2([{"class": "Concat", "config": {}, "layers": []}]),
+        "expected at least one branch",
+        id="concat-no-branch",
+    ),
+    pytest.param(_v2([_deep(40)]), "nested more than 32 deep", id="deep-tree"),
+    pytest.param(
+        _v2(
+            [
+                {
+                    "class": "Residual",
+                    "config": {},
+                    "layers": [
+                        {
+                            "class": "Dense",
+                            "config": {"in_features": 10**6, "out_features": 10**6},
+                        }
+                    ],
+                }
+            ]
+        ),
+        r"layer 0.block \(Dense\) would have 1000001000000 parameters",
+        id="huge-layer-inside-residual",
+    ),
+    pytest.param(
+        _v2(
+            [
+                {
+                    "class": "Sequential",
+                    "config": {},
+                    "layers": [
+                        {
+                            "class": "Dense",
+                            "config": {"in_features": 1000, "out_features": 1000},
+                        }
+                    ]
+                    * 3,
+                }
+            ]
+        ),
+        r"layers up to 0.1 \(Dense\) would have more parameters than the 9 values",
+        id="many-layers-each-under-the-slack",
+    ),
+    pytest.param(
+        _v2([{"class": "Concat", "config": {"axis": 1, "rng": {}}, "layers": []}]),
+        r"layer 0 \(Concat\): unknown config keys \['rng'\]",
+        id="container-config-rng",
+    ),
+    pytest.param(
+        _v2([{"class": "Dense", "config": {"in_features": 2}, "layers": []}]),
+        r"layer 0 \(Dense\) does not hold other layers, but the file lists 0",
+        id="layers-on-a-leaf",
+    ),
+    pytest.param(
+        _v2([{"class": "Sequential", "config": {"dtype": "float16"}, "layers": []}]),
+        "dtype must be float32 or float64",
+        id="nested-dtype",
+    ),
+    pytest.param(
+        _v2(
+            [
+                {
+                    "class": "Sequential",
+                    "config": {},
+                    "layers": [{"class": "os.system", "config": {}}],
+                }
+            ]
+        ),
+        r"layer 0.0 has unknown type 'os.system'",
+        id="unknown-type-deep",
+    ),  # fmt: skip
 ]
 
 
@@ -688,6 +962,124 @@ def test_restore_refuses_another_architecture_or_optimizer(tmp_path):
     after = same.parameters()
     assert all(np.array_equal(a, p.data) for a, p in zip(before, after, strict=True))
     assert restore_checkpoint(path, same, gn.Adam()) == 1
+
+
+def _block_model(seed, block=UserBlock):
+    layers = [gn.Dense(4, 3), block(seed=seed), gn.Dense(3, 3)]
+    return gn.Sequential(*layers, seed=seed, dtype=np.float64)
+
+
+class OtherBlock(UserBlock):
+    """The same tensors as UserBlock, another layer."""
+
+
+def test_checkpoint_of_a_model_with_custom_composite_layers(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model, adam = _block_model(0), gn.Adam(lr=0.01)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=adam, epochs=2, verbose=0, callbacks=[backup])
+    with pytest.raises(ModelFileError, match="call restore_checkpoint"):
+        load_checkpoint(path)
+    other, optimizer = _block_model(1), gn.Adam(lr=0.01)
+    assert restore_checkpoint(path, other, optimizer) == 1
+    names = [n for n, _ in other.named_parameters()]
+    assert "1.first.weight" in names and "1.scale" in names
+    for (name, p), (_, q) in zip(
+        model.named_parameters(), other.named_parameters(), strict=True
+    ):
+        assert np.array_equal(p.data, q.data), name
+    assert optimizer.t == adam.t
+    for key, arr in adam.state_arrays().items():
+        assert np.array_equal(arr, optimizer.state_arrays()[key]), key
+
+
+def test_checkpoint_structure_is_checked_before_the_first_epoch(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    _block_model(0).fit(X, y, epochs=1, verbose=0, callbacks=[backup])
+    wrong = _block_model(0, block=OtherBlock)  # same tensor names and shapes
+    before = [p.data.copy() for p in wrong.parameters()]
+    with pytest.raises(
+        ModelFileError,
+        match=r"different model architecture than the one training: the file has "
+        r"layer 1 \(UserBlock\) where the model has layer 1 \(OtherBlock\)",
+    ):
+        wrong.fit(X, y, epochs=3, verbose=0, callbacks=[backup])
+    after = wrong.parameters()
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("make", [_residual_mlp, _nested])
+def test_checkpoint_of_a_nested_model_loads_bitwise(make, tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model, sgd = make(np.float64), gn.SGD(lr=0.05, momentum=0.9)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=sgd, epochs=2, verbose=0, callbacks=[backup])
+    saved = load_checkpoint(path)
+    assert [(n, type(a)) for n, a in saved.model.named_layers()] == [
+        (n, type(b)) for n, b in model.named_layers()
+    ]
+    for (name, p), (_, q) in zip(
+        model.named_parameters(), saved.model.named_parameters(), strict=True
+    ):
+        assert np.array_equal(p.data, q.data), name
+    assert np.array_equal(saved.model.predict(X), model.predict(X))
+    for key, arr in sgd.state_arrays().items():
+        assert np.array_equal(arr, saved.optimizer.state_arrays()[key]), key
+
+
+def _rewrite_metadata(path, change) -> None:
+    """Rewrite a file's glassnet metadata with change(meta), tensors untouched."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    from safetensors.numpy import save as safetensors_save
+
+    with safe_open(path, "np") as fh:
+        meta = json.loads(fh.metadata()["glassnet"])
+    change(meta)
+    blob = safetensors_save(load_file(path), metadata={"glassnet": json.dumps(meta)})
+    path.write_bytes(blob)
+
+
+def _as_version_1(meta) -> None:
+    meta["format_version"] = 1
+    del meta["training"]["structure"]
+
+
+def test_format_version_1_checkpoint_still_loads_and_restores(tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=0)
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=gn.Adam(), epochs=2, verbose=0, callbacks=[backup])
+    _rewrite_metadata(path, _as_version_1)
+    saved = load_checkpoint(path)
+    assert saved.epoch == 1
+    assert np.array_equal(saved.model.predict(X), model.predict(X))
+    same = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=3)
+    assert restore_checkpoint(path, same, gn.Adam()) == 1
+    other = gn.Sequential(gn.Dense(4, 5), gn.ReLU(), gn.Dense(5, 3), seed=3)
+    with pytest.raises(ModelFileError, match="different model architecture"):
+        restore_checkpoint(path, other, gn.Adam())
+    _rewrite_metadata(path, lambda meta: meta.update(format_version=2))
+    with pytest.raises(ModelFileError, match="training state must have keys"):
+        load_checkpoint(path)  # version 2 checkpoints carry their structure
+
+
+def test_model_checkpoint_of_a_custom_model_writes_its_weights(tmp_path):
+    X, y = gn.datasets.load_iris()
+    model = _block_model(0)
+    callbacks = [
+        gn.ModelCheckpoint(tmp_path / "full.ckpt"),
+        gn.ModelCheckpoint(tmp_path / "w.safetensors", include_training_state=False),
+    ]
+    model.fit(X, y, epochs=2, verbose=0, callbacks=callbacks)
+    for name in ("full.ckpt", "w.safetensors"):
+        other = load_weights(_block_model(1), tmp_path / name)
+        assert np.array_equal(other.predict(X), model.predict(X)), name
 
 
 def test_model_checkpoint_saves_the_best_epoch(tmp_path):

@@ -198,6 +198,59 @@ def test_layers_factory_gets_input_shape_and_output_count(iris):
     assert clf.score(X, y) > 0.85
 
 
+def residual_mlp(input_shape, n_outputs):
+    return [
+        gn.Dense(input_shape[0], 8),
+        gn.Tanh(),
+        gn.Residual(gn.Sequential(gn.Dense(8, 8), gn.Tanh(), gn.Dense(8, 8))),
+        gn.Dense(8, n_outputs),
+    ]
+
+
+def concat_softmax(input_shape, n_outputs):  # one layer; ends in a nested Softmax
+    return gn.Sequential(
+        gn.Concat(
+            gn.Dense(input_shape[0], 3), gn.Sequential(gn.Dense(4, 5), gn.Tanh())
+        ),
+        gn.Sequential(gn.Dense(8, n_outputs), gn.Softmax()),
+    )
+
+
+def one_residual(input_shape, n_outputs):
+    return gn.Residual(gn.Sequential(gn.Dense(4, 6), gn.Tanh(), gn.Dense(6, 4)))
+
+
+@pytest.mark.parametrize(
+    "factory, loss, deep_name",
+    [
+        (residual_mlp, "softmax_cross_entropy", "2.block.2.weight"),
+        (concat_softmax, "cross_entropy", "0.1.0.bias"),
+    ],
+)
+def test_layers_factory_may_return_layers_that_hold_layers(
+    factory, loss, deep_name, iris
+):
+    X, y = iris
+    clf = GlassClassifier(layers=factory, epochs=40, learning_rate=0.02, random_state=0)
+    clf.fit(X, y)
+    assert clf.loss_ == loss  # found inside the nested Sequential
+    params = dict(clf.model_.named_parameters())
+    assert deep_name in params
+    assert all(p.data.dtype == np.float64 for p in params.values())
+    assert clf.score(X, y) > 0.85
+
+
+def test_layers_factory_may_return_one_residual_layer(iris):
+    X, _ = iris
+    Y = np.tanh(X)  # four targets: the residual block keeps the shape
+    reg = GlassRegressor(layers=one_residual, epochs=60, learning_rate=0.02,
+                         random_state=0)  # fmt: skip
+    reg.fit(X, Y)
+    assert [type(layer).__name__ for layer in reg.model_] == ["Residual"]
+    assert reg.predict(X).shape == (150, 4)
+    assert reg.score(X, Y) > 0.8
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

@@ -68,3 +68,26 @@ class UserSoftmax(gn.Layer):
     def backward(self, dout):
         p = self._cache
         return p * (dout - np.sum(dout * p, axis=1, keepdims=True))
+
+
+class UserBlock(gn.Layer):
+    """A user's composite layer: out = x + scale * second(tanh(first(x))), with two
+    Dense layers inside and a 0-d parameter of its own; correct as written."""
+
+    def __init__(self, features: int = 3, hidden: int = 4, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.first = gn.Dense(features, hidden, rng=rng, dtype=np.float64)
+        self.second = gn.Dense(hidden, features, rng=rng, dtype=np.float64)
+        self.scale = gn.Parameter(np.array(0.5), "scale")
+
+    def forward(self, x):
+        h = np.tanh(self.first.forward(x))
+        s = self.second.forward(h)
+        self._cache = (h, s)
+        return x + self.scale.data * s
+
+    def backward(self, dout):
+        h, s = self._cache
+        self.scale.grad = np.sum(dout * s)
+        dh = self.second.backward(self.scale.data * dout)
+        return dout + self.first.backward(dh * (1.0 - h**2))

@@ -118,18 +118,6 @@ class ConvGrid:
         N, C = flat.shape[:2]
         return flat[:, :, : self.Hp * self.Wp].reshape(N, C, self.Hp, self.Wp)
 
-    def window(self, flat: np.ndarray, i: int, j: int) -> np.ndarray:
-        """Pixels read by kernel offset (i, j): (N, C, size) -> (N, C, H_out, W_grid)
-        view (writable: col2im adds into it)."""
-        if not self.wide:
-            return strided_window(
-                self.image(flat), i, j, self.stride, self.H_out, self.W_out
-            )
-        N, C = flat.shape[:2]
-        start = i * self.Wp + j
-        run = flat[:, :, start : start + self.H_out * self.Wp]  # one contiguous run
-        return run.reshape(N, C, self.H_out, self.Wp)
-
     def im2col(self, flat: np.ndarray) -> np.ndarray:
         """Columns of windows: (N, C, size) -> cols (N, C*KH*KW, H_out*W_grid).
 
@@ -153,17 +141,6 @@ class ConvGrid:
             windows = as_strided(image, shape, strides, writeable=False)
         cols = np.ascontiguousarray(windows)  # (N, C, KH, KW, H_out, W_grid) copy
         return cols.reshape(N, C * self.KH * self.KW, self.H_out * self.W_grid)
-
-    def unpad(self, flat: np.ndarray) -> np.ndarray:
-        """The unpadded pixels of a flat buffer: (N, C, size) -> (N, C, H, W) view.
-
-        Conv2D.backward adds each window's gradient into a zero flat buffer (the
-        adjoint of pad + im2col, "col2im") and returns this part of it.
-        """
-        padded = self.image(flat)
-        return padded[
-            :, :, self.top : self.top + self.H, self.left : self.left + self.W
-        ]
 
     def grid_to_output(self, out: np.ndarray) -> np.ndarray:
         """Drop the wide grid's extra columns:

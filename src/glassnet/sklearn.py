@@ -32,12 +32,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from glassnet.errors import ArgumentTypeError, ConfigError, DataError
 from glassnet.nn.layers.activations import ACTIVATIONS, Sigmoid, Softmax
+from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 from glassnet.train.callbacks import EarlyStopping
 from glassnet.train.loop import fit as _fit
 from glassnet.train.optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["GlassClassifier", "GlassRegressor"]
+
+
+def _last_layer(model):
+    """The layer that produces the model's output, inside nested Sequentials."""
+    last = model
+    while isinstance(last, Sequential):
+        last = last.layers[-1] if last.layers else None
+    return last
 
 
 def _seed_from(random_state) -> int | None:
@@ -194,10 +203,13 @@ class _GlassEstimator(BaseEstimator):
             built = self.layers(tuple(input_shape), n_outputs)
             if isinstance(built, Sequential):
                 built = built.layers
+            elif isinstance(built, Layer):  # one layer, e.g. a Residual or Concat
+                built = [built]
             if not isinstance(built, (list, tuple)):
                 raise ConfigError(
                     f"{type(self).__name__}: layers(input_shape, n_outputs) must "
-                    f"return a list of layers or a Sequential, got {built!r}"
+                    f"return a list of layers, a Sequential or one layer, got "
+                    f"{built!r}"
                 )
             # a fresh Sequential re-initialises every layer from random_state
             model = Sequential(*built, seed=seed, dtype=np.float64)
@@ -299,7 +311,8 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
         If True, `fit` continues from the previous weights and optimizer state.
     layers : callable or None
         layers(input_shape, n_outputs) returning a list of glassnet layers (or a
-        Sequential) for any architecture; it replaces hidden_layer_sizes and
+        Sequential, or one layer such as a Residual; layers may hold layers) for
+        any architecture; it replaces hidden_layer_sizes and
         activation. input_shape is one sample's shape, X.shape[1:]; the network
         must output n_outputs logits (K, or 1 for two classes), or end in
         Softmax / Sigmoid. With `layers`, X may have more than two dimensions.
@@ -358,7 +371,7 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
 
     @staticmethod
     def _loss_name(model, n_outputs: int) -> str:
-        last = model.layers[-1] if model.layers else None
+        last = _last_layer(model)
         if isinstance(last, Softmax):
             return "cross_entropy"
         if isinstance(last, Sigmoid):

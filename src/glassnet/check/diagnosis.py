@@ -161,7 +161,9 @@ def refine_layer_rows(layer, x, g, grads: dict, rows) -> None:
         out = np.asarray(layer.forward(x))
     except Exception:  # a diagnosis must never turn a report into a crash
         return
-    params = {p.name: p for p in layer.parameters()}
+    # the rows of the layer's own parameters are named by p.name; those of the
+    # layers inside a composite ("first.weight") get no per-layer diagnosis here
+    params = {p.name: p for p in layer.own_parameters()}
     for row in rows:
         if row.passed or row.diagnosis == ACCUMULATES:
             continue

@@ -25,12 +25,14 @@ sits on a kink (ReLU at 0, a max-pool tie): it is counted and excluded.
 import copy
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 
 from glassnet.check import diagnosis as diagnose
 from glassnet.errors import ArgumentTypeError, ShapeError
 from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.containers import Sequential
 from glassnet.nn.parameter import shape_hint
 
 _ROUNDING = 8 * np.finfo(np.float64).eps  # per unit of |f|
@@ -180,14 +182,6 @@ class GradcheckReport:
         return f"<table><tr>{head}</tr>{rows}</table><p>gradcheck {verdict}</p>{notes}"
 
 
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(|a| + |b|, 1e-300); two zeros count as a match."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(
-        np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-300), initial=0.0)
-    )
-
-
 def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
     """Name a common cause when analytic and numeric differ in a telling way.
 
@@ -234,13 +228,13 @@ def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> str:
 
 
 class _Objective:
-    """A scalar f() of named float64 arrays that can be perturbed in place.
+    """A scalar f() of float64 arrays that the checks perturb in place.
     `bar`, a progress bar or None, advances once per evaluation."""
 
     bar = None
 
-    def __init__(self, f, tensors: dict[str, np.ndarray]) -> None:
-        self.f, self.tensors = f, tensors
+    def __init__(self, f) -> None:
+        self.f = f
 
     def __call__(self) -> float:
         if self.bar is not None:
@@ -461,9 +455,13 @@ def gradcheck(
 
     Model or layer: X is its input batch; with y and loss, f = loss(model(X), y);
     without, f = sum(model(X) * dout) for a fixed random dout. Rows: "input" and
-    every parameter ("0.weight", ...). When some rows fail, each layer is also
-    checked on its own input, and the report's notes name the layers whose own
-    backward disagrees with their forward (the faulty layers).
+    every parameter at every depth, by its qualified name ("0.weight",
+    "2.block.0.bias"), each under the layer that holds it. When some rows fail,
+    each layer is also checked alone on the input it saw, and so, for a failing
+    layer that holds others, are the layers inside it: the report's notes name
+    the deepest layers whose own backward disagrees with their forward (the
+    faulty layers, "faulty layer 2.block.0 (Dense)"), or the composite layer
+    itself when every layer inside it passes.
 
     Function: target(arrays) returns the loss for a dict of arrays; grad(arrays)
     returns your hand-written gradients as a dict with the same keys and shapes.
@@ -489,8 +487,10 @@ def gradcheck(
 
 
 def _check_layer(
-    target, X, y, loss, eps, threshold, max_elements, rng
+    target, X, y, loss, eps, threshold, max_elements, rng, locate: bool = True
 ) -> GradcheckReport:
+    """Rows for the input and every parameter at every depth; with `locate`, a
+    failing check is followed by one per layer inside (see _faulty_layers)."""
     from glassnet.nn.losses import get_loss
 
     notes = []
@@ -540,15 +540,11 @@ def _check_layer(
     dx = model.backward(dout)
     grads = {"input": None if dx is None else np.array(dx, dtype=np.float64)}
     names = dict(model.named_parameters())
-    layer_of = {}
-    if is_model:  # each parameter is reported under the layer that holds it
-        for path, layer in model.named_layers():
-            for p in layer.own_parameters():
-                layer_of[f"{path}.{p.name}"] = f"{path} {type(layer).__name__}"
+    layer_of = _holders(model)
     for key, p in names.items():
         grads[key] = p.grad.copy()
     repeated = diagnose.accumulating(model, dout, names, grads)  # += instead of =
-    objective = _Objective(f, {})
+    objective = _Objective(f)
     objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
     rows = [
         _check_tensor(
@@ -556,7 +552,7 @@ def _check_layer(
         )
     ]
     for key, p in names.items():
-        layer = layer_of.get(key, type(model).__name__)
+        layer = layer_of[key]
         rows.append(
             _check_tensor(
                 objective,
@@ -580,46 +576,119 @@ def _check_layer(
         if not is_model:
             diagnose.refine_layer_rows(model, x, dout, grads, rows)
         report.notes.extend(diagnose.report_notes(rows))
-    if is_model and not report.passed:
-        report.notes.extend(
-            _locate_faulty_layers(model, x, eps, threshold, max_elements, rng, report)
+    if locate and not report.passed and model.children():
+        check = partial(
+            _check_layer,
+            y=None,
+            loss=None,
+            eps=eps,
+            threshold=threshold,
+            max_elements=max_elements,
+            rng=rng,
+            locate=False,
         )
+        report.notes.extend(_faulty_layers(model, forward, x, check, report))
     return report
 
 
-def _locate_faulty_layers(
-    model, x, eps, threshold, max_elements, rng, report
-) -> list[str]:
-    """Check every layer alone on the input it saw; name those that fail."""
-    inputs = []
-    a = x
-    for layer in model.layers:
-        inputs.append(a.copy())
-        a = layer.forward(a)
-    faulty, faulty_index = [], set()
-    for i, (layer, a) in enumerate(zip(model.layers, inputs, strict=True)):
-        sub = _check_layer(layer, a, None, None, eps, threshold, max_elements, rng)
-        if not sub.passed:
-            faulty_index.add(i)
-            bad = ", ".join(
-                f"{r.name}" + (f" ({r.diagnosis})" if r.diagnosis else "")
-                for r in sub.failures()
+def _holders(model: Layer) -> dict[str, str]:
+    """{qualified parameter name: the layer that holds it}, "1.block.0 Dense",
+    or the checked layer's class for its own parameters."""
+    holders = {p.name: type(model).__name__ for p in model.own_parameters()}
+    for path, layer in model.named_layers():
+        for p in layer.own_parameters():
+            holders[f"{path}.{p.name}"] = f"{path} {type(layer).__name__}"
+    return holders
+
+
+def _inputs_seen(model: Layer, forward, x: np.ndarray) -> dict[int, np.ndarray]:
+    """The input every layer below model receives in one forward pass of x, by
+    id(layer). Each layer's forward is wrapped for that pass (an instance
+    attribute shadowing the method) and restored after it, so any composite
+    layer, a user's own included, is seen from inside."""
+    seen: dict[int, np.ndarray] = {}
+    layers = [layer for _, layer in model.named_layers()]
+    missing = object()
+    saved = [vars(layer).get("forward", missing) for layer in layers]
+
+    def recording(layer, forward_of_layer):
+        def forward_and_record(a, *args, **kwargs):
+            seen.setdefault(id(layer), np.array(a, dtype=np.float64))
+            return forward_of_layer(a, *args, **kwargs)
+
+        return forward_and_record
+
+    try:
+        for layer in layers:
+            layer.forward = recording(layer, layer.forward)
+        forward(x)
+    finally:
+        for layer, before in zip(layers, saved, strict=True):
+            if before is missing:
+                del layer.forward
+            else:
+                layer.forward = before
+    return seen
+
+
+def _faulty_layers(model: Layer, forward, x, check, report) -> list[str]:
+    """Check every layer below model alone, on the input it saw; name the deepest
+    ones whose own backward disagrees with their own forward.
+
+    A failing layer that holds others has them checked in turn; when all of
+    them pass, the fault is its own backward (how it combines theirs), and it
+    is named itself; so is the checked layer when every layer inside it passes.
+    A Sequential is never named: its backward only chains its layers'.
+    """
+    inputs = _inputs_seen(model, forward, x)
+    faulty: list[tuple[str, Layer, GradcheckReport]] = []
+
+    def visit(path: str, layer: Layer) -> bool:
+        a = inputs.get(id(layer))
+        if a is None:  # never called in this forward pass
+            return False
+        sub = check(layer, a)
+        if sub.passed:
+            return False
+        inner = [visit(f"{path}.{n}", child) for n, child in layer.children()]
+        if not any(inner) and type(layer) is not Sequential:
+            faulty.append((path, layer, sub))
+        return True
+
+    found = [visit(name, child) for name, child in model.children()]
+    if not any(found) and type(model) is not Sequential:
+        faulty.append(("", model, report))
+    notes = []
+    for path, layer, sub in faulty:
+        prefix = f"{path}." if path else ""
+        bad = ", ".join(
+            (r.name if r.name == "input" else prefix + r.name)
+            + (f" ({r.diagnosis})" if r.diagnosis else "")
+            for r in sub.failures()
+        )
+        where = f"{path} ({type(layer).__name__})" if path else type(layer).__name__
+        note = (
+            f"faulty layer {where}: its backward disagrees with its own forward "
+            f"for {bad}"
+        )
+        if layer.children():
+            note += (
+                "; every layer inside it passes on its own, so the mistake is in "
+                "how its backward combines theirs"
             )
-            faulty.append(
-                f"faulty layer {i} ({type(layer).__name__}): its backward disagrees "
-                f"with its own forward for {bad}"
-            )
+        notes.append(note)
+    blamed = [f"{path}." for path, _, _ in faulty]
     downstream = [
         r.name
         for r in report.failures()
-        if r.name.split(".")[0] not in map(str, faulty_index)
+        if not any(r.name.startswith(path) for path in blamed)
     ]
-    if faulty and downstream:
-        faulty.append(
+    if faulty and "." not in blamed and downstream:
+        notes.append(
             f"{', '.join(downstream)}: these rows fail only because the faulty "
             "layer's wrong gradient flows back through them"
         )
-    return faulty
+    return notes
 
 
 def _check_function(
@@ -639,7 +708,7 @@ def _check_function(
             f"gradcheck: grad must return a dict of arrays keyed like the inputs, got "
             f"{type(analytic).__name__}"
         )
-    objective = _Objective(lambda: f(tensors), tensors)
+    objective = _Objective(lambda: f(tensors))
     objective.bar = _progress(tensors.values(), max_elements)
     rows = []
     for key, value in tensors.items():

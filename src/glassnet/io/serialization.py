@@ -10,30 +10,44 @@ A model file is a standard safetensors file (any safetensors tool can list it):
                "data_offsets": [0, 80]}, ..., "__metadata__": {"glassnet": "..."}}
     the rest   the tensors' bytes, back to back, nothing after the last one
 
-The "glassnet" metadata entry is JSON too:
+The "glassnet" metadata entry is JSON too (format version 2):
 
-    {"format_version": 1,
+    {"format_version": 2,
      "architecture": {"class": "Sequential", "config": {"seed": 0, "dtype": "float32"},
-                      "layers": [{"class": "Dense", "config": {...}}, ...]},
+                      "layers": [entry, ...]},
      "training": {...}}          (checkpoints only, see glassnet.train.checkpoints)
 
-Tensors are named as model.named_parameters() names them ("0.weight", "2.bias");
-a checkpoint adds the optimizer's state as "optimizer.<name>". All of it lives in
-one metadata key, written with sorted keys, because safetensors writes its
-metadata map in a random order: one key keeps the same model's file byte-identical.
+where each entry is a layer, {"class": "Dense", "config": {...}}, or a layer that
+holds others, with its children in the order its constructor takes them:
 
-Loading trusts nothing in the file. The header is parsed and checked here, in
-Python, before any byte of tensor data is read or handed to safetensors: its
-length against a limit and the file's size, each tensor's dtype, shape and
-offsets (they must tile the data exactly: no overlap, gap or trailing byte), the
-format version, and the architecture. Layer types are looked up by class name in
-glassnet's own registry (LAYERS), never imported or evaluated, and a layer is
-built only after its parameter count has been checked against the bytes the file
-really holds. Any problem raises ModelFileError naming the file. There is no
-pickle anywhere: not in the format, not in the loader.
+    {"class": "Residual", "config": {}, "layers": [entry]}
+    {"class": "Concat", "config": {"axis": 1}, "layers": [entry, entry, ...]}
+    {"class": "Sequential", "config": {"seed": null, "dtype": "float32"},
+     "layers": [entry, ...]}
+
+Format version 1 (still read) is the same with flat entries only. "architecture"
+is null in a file written by save_weights (any model, custom layers included).
+
+Every tensor of the model, at every depth, is stored under the name
+model.named_parameters() gives it ("0.weight", "2.block.0.bias"); a checkpoint
+adds the optimizer's state as "optimizer.<name>". Loading refuses a file that
+leaves a tensor of the model unset or holds one the model does not have. The
+metadata lives in one key, written with sorted keys, because safetensors writes
+its metadata map in a random order: one key keeps the same model's file
+byte-identical.
+
+Loading trusts nothing in the file. glassnet reads the header itself, bounded
+in size, as strict JSON (no duplicate keys, no NaN), and checks its own rules:
+each tensor's dtype (F32 or F64) and shape, the metadata schema, the format
+version and the architecture. safetensors then checks the bytes (offsets that
+tile the data exactly, shapes that match them) before any tensor is read; its
+errors become ModelFileError too. Layer types are looked up by class name in
+glassnet's own registry (LAYERS), never imported or evaluated, and no layer is
+built before the parameter count of every layer has been checked against the
+values the file really holds. Any problem raises ModelFileError naming the file.
+There is no pickle anywhere: not in the format, not in the loader.
 """
 
-import inspect
 import json
 import math
 import os
@@ -42,19 +56,21 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from glassnet.errors import ConfigError, GlassnetError, ModelFileError
+from glassnet.errors import ConfigError, ModelFileError
+from glassnet.io._architecture import Builder, architecture, check
+from glassnet.io._architecture import is_int as _is_int
+from glassnet.io._architecture import short as _short
+from glassnet.io._architecture import to_json as _to_json
 from glassnet.io._atomic import atomic_write
 from glassnet.nn.layers.base import builtin_layers
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 METADATA_KEY = "glassnet"
 MAX_HEADER_BYTES = 16 * 2**20  # an architecture of thousands of layers fits easily
 _DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
 _DTYPE_CODES = {dtype: code for code, dtype in _DTYPES.items()}
 _MAX_NDIM = 8
-# A layer may be built with this many parameters beyond the ones the file stores
-# for it (so a small mismatch is reported tensor by tensor, not refused outright).
-_SLACK_ELEMENTS = 2**20
 
 
 # -- the layer registry --------------------------------------------------------
@@ -91,48 +107,8 @@ LAYERS = _LayerRegistry()
 # -- writing -------------------------------------------------------------------
 
 
-def _to_json(value, what: str) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"save: {what} is not plain JSON data ({exc})") from None
-
-
-def architecture(model) -> dict:
-    """The JSON-ready description of `model` that load() rebuilds it from.
-
-    Raises ConfigError for a layer that is not in LAYERS (a custom layer); such a
-    model's weights can still be saved with save_weights.
-    """
-    if type(model).__name__ != "Sequential" or LAYERS.get("Sequential") is not type(
-        model
-    ):
-        raise ConfigError(
-            f"save: expected a glassnet Sequential model, got {type(model).__name__}"
-        )
-    layers = []
-    for i, layer in enumerate(model.layers):
-        name = type(layer).__name__
-        if LAYERS.get(name) is not type(layer):
-            known = ", ".join(LAYERS)
-            raise ConfigError(
-                f"save: layer {i} ({name}) is not a glassnet layer, so load could not "
-                f"rebuild it; known layers: {known}. save_weights(model, path) and "
-                "load_weights(model, path) work for any model"
-            )
-        if layer.children():
-            raise ConfigError(
-                f"save: layer {i} ({name}) holds other layers, which this file "
-                "format cannot describe yet; save_weights(model, path) and "
-                "load_weights(model, path) work for any model"
-            )
-        config = layer.get_config()
-        _to_json(config, f"layer {i} ({name}) config {config!r}")
-        layers.append({"class": name, "config": config})
-    return {"class": "Sequential", "config": model.get_config(), "layers": layers}
-
-
 def _model_tensors(model) -> dict[str, np.ndarray]:
+    """{qualified name: array} for every parameter at every depth."""
     tensors = {}
     for name, p in model.named_parameters():
         if p.data.dtype not in _DTYPE_CODES:
@@ -140,8 +116,13 @@ def _model_tensors(model) -> dict[str, np.ndarray]:
                 f"save: parameter {name} has dtype {p.data.dtype}; expected float32 "
                 "or float64"
             )
-        tensors[name] = np.ascontiguousarray(p.data)
+        tensors[name] = _contiguous(p.data)
     return tensors
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """a in C order, 0-d kept 0-d (np.ascontiguousarray alone makes it (1,))."""
+    return np.ascontiguousarray(a).reshape(a.shape)
 
 
 def _write(path, tensors: dict[str, np.ndarray], meta: dict) -> None:
@@ -161,8 +142,9 @@ def save(model, path: str | os.PathLike) -> None:
 
 
 def save_weights(model, path: str | os.PathLike) -> None:
-    """Write only the weights (any model, custom layers included); read them back
-    into a model of the same structure with load_weights."""
+    """Write only the weights, every tensor at every depth (any model, custom
+    layers included); read them back into a model of the same structure with
+    load_weights."""
     meta = {"format_version": FORMAT_VERSION, "architecture": None}
     _write(path, _model_tensors(model), meta)
 
@@ -192,20 +174,44 @@ def _strict_json(text: str, path, what: str):
         raise ModelFileError(path, f"{what} is not valid JSON ({exc})") from None
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class _Tensor:
-    __slots__ = ("name", "dtype", "shape", "begin", "end")
+    __slots__ = ("name", "dtype", "shape")
 
-    def __init__(self, name, dtype, shape, begin, end) -> None:
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple) -> None:
         self.name, self.dtype, self.shape = name, dtype, shape
-        self.begin, self.end = begin, end
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+# safetensors' byte-level complaints, said for people (its own words follow)
+_SAFETENSORS_REASONS = [
+    (
+        "incomplete metadata",
+        "its tensors do not cover its data exactly: it is truncated, or has "
+        "trailing bytes after the last tensor",
+    ),
+    ("invalid offset", "its tensors' byte ranges overlap or leave a gap"),
+    ("overflow", "a tensor's shape needs more bytes than any file holds"),
+    (
+        "invalid shape, data type, or offset",
+        "a tensor's shape and dtype need another number of bytes than its offsets span",
+    ),
+    ("invalid header length", "is truncated: its header runs past the end"),
+    (
+        "expected usize",
+        "a tensor's data_offsets (or shape) are not integers from 0 to 2**64 - 1",
+    ),
+]
+
+
+def _safetensors_reason(exc: Exception) -> str:
+    text = str(exc)
+    for key, reason in _SAFETENSORS_REASONS:
+        if key in text:
+            return f"is not a valid safetensors file: {reason} (safetensors: {text})"
+    return f"is not a valid safetensors file (safetensors: {text})"
 
 
 class ModelFile:
@@ -233,8 +239,10 @@ class ModelFile:
             ) from None
         self.tensors = self._check_tensors(header)
         self.meta = self._check_metadata(header.get("__metadata__"))
+        self.version = self.meta["format_version"]
         self.architecture = self.meta["architecture"]
         self.training = self.meta.get("training")
+        self._check_bytes()
 
     def _fail(self, reason: str) -> ModelFileError:
         return ModelFileError(self.path, reason)
@@ -257,7 +265,6 @@ class ModelFile:
                 f"is truncated: its header needs {n} bytes but only "
                 f"{self.file_size - 8} follow"
             )
-        self.header_size = n
         raw = fh.read(n)
         if len(raw) != n:
             raise self._fail("is truncated (the file shrank while being read)")
@@ -288,7 +295,9 @@ class ModelFile:
         return "it is not a safetensors file, or it is corrupt"
 
     def _check_tensors(self, header: dict) -> dict[str, _Tensor]:
-        data_size = self.file_size - 8 - self.header_size
+        """glassnet's rules for the tensor table: float32 or float64 tensors of
+        at most _MAX_NDIM dimensions, entries with nothing unexpected in them.
+        (Their byte ranges are safetensors' to check: see _check_bytes.)"""
         tensors = {}
         for name, entry in header.items():
             if name == "__metadata__":
@@ -310,7 +319,7 @@ class ModelFile:
                 raise self._fail(
                     f"{where}: dtype must be F32 or F64, got {_short(entry['dtype'])}"
                 )
-            shape, offsets = entry["shape"], entry["data_offsets"]
+            shape = entry["shape"]
             if not (
                 isinstance(shape, list)
                 and len(shape) <= _MAX_NDIM
@@ -320,51 +329,22 @@ class ModelFile:
                     f"{where}: shape must be a list of at most {_MAX_NDIM} integers "
                     f">= 0, got {_short(shape)}"
                 )
-            if not (
-                isinstance(offsets, list)
-                and len(offsets) == 2
-                and all(_is_int(o) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1]
-            ):
-                raise self._fail(
-                    f"{where}: data_offsets must be [begin, end] with "
-                    f"0 <= begin <= end, got {_short(offsets)}"
-                )
-            tensor = _Tensor(name, dtype, tuple(shape), offsets[0], offsets[1])
-            nbytes = tensor.size * dtype.itemsize  # Python ints: no overflow
-            if nbytes != tensor.end - tensor.begin:
-                raise self._fail(
-                    f"{where}: shape {list(shape)} of {entry['dtype']} needs {nbytes} "
-                    f"bytes but its offsets span {tensor.end - tensor.begin}"
-                )
-            if tensor.end > data_size:
-                raise self._fail(
-                    f"{where}: ends at byte {tensor.end} of the data, but the file "
-                    f"holds only {data_size} bytes of data (truncated or crafted)"
-                )
-            tensors[name] = tensor
-        self._check_tiling(sorted(tensors.values(), key=lambda t: (t.begin, t.end)))
+            tensors[name] = _Tensor(name, dtype, tuple(shape))
         return tensors
 
-    def _check_tiling(self, ordered: list[_Tensor]) -> None:
-        """The tensors must cover the data exactly once, in some order."""
-        data_size = self.file_size - 8 - self.header_size
-        position, previous = 0, None
-        for t in ordered:
-            if t.begin < position:
-                raise self._fail(
-                    f"tensors {previous.name!r} and {t.name!r} overlap (bytes "
-                    f"{previous.begin}-{previous.end} and {t.begin}-{t.end})"
-                )
-            if t.begin > position:
-                raise self._fail(
-                    f"has {t.begin - position} unused bytes before tensor {t.name!r}"
-                )
-            position, previous = t.end, t
-        if position != data_size:
-            raise self._fail(
-                f"has {data_size - position} trailing bytes after the last tensor"
-            )
+    def _check_bytes(self) -> None:
+        """safetensors' own checks of the file's bytes: the header's length, every
+        tensor's offsets against its shape and dtype, and offsets that tile the
+        data exactly (no overlap, gap or trailing byte). Nothing is read yet."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(self.path, framework="np"):
+                pass
+        except SafetensorError as exc:
+            raise self._fail(_safetensors_reason(exc)) from None
+        except OSError as exc:
+            raise self._fail(f"cannot be read ({exc.strerror})") from None
 
     def _check_metadata(self, metadata) -> dict:
         if metadata is None or (
@@ -384,59 +364,24 @@ class ModelFile:
         version = meta.get("format_version")
         if not _is_int(version):
             raise self._fail(f"has no valid format_version (got {_short(version)})")
-        if version != FORMAT_VERSION:
-            newer = " by a newer glassnet; upgrade glassnet" if version > 1 else ""
+        if version not in _READABLE_VERSIONS:
+            newer = (
+                " by a newer glassnet; upgrade glassnet"
+                if version > FORMAT_VERSION
+                else ""
+            )
             raise self._fail(
                 f"was written in format version {version}{newer}; this glassnet "
-                f"reads format version {FORMAT_VERSION}"
+                f"reads format versions {', '.join(map(str, _READABLE_VERSIONS))}"
             )
         unknown = set(meta) - {"format_version", "architecture", "training"}
         if unknown:
             raise self._fail(f"has unknown metadata entries {sorted(unknown)}")
         meta.setdefault("architecture", None)
-        self._check_architecture(meta["architecture"])
+        check(meta["architecture"], version, self._fail)
         if meta.get("training") is not None and not isinstance(meta["training"], dict):
             raise self._fail("has training metadata that is not a JSON object")
         return meta
-
-    def _check_architecture(self, arch) -> None:
-        if arch is None:
-            return
-        if not isinstance(arch, dict) or set(arch) != {"class", "config", "layers"}:
-            raise self._fail(
-                "architecture must be {class, config, layers}, got " + _short(arch)
-            )
-        if arch["class"] != "Sequential":
-            raise self._fail(
-                f"architecture class must be Sequential, got {_short(arch['class'])}"
-            )
-        config = arch["config"]
-        if not isinstance(config, dict) or not set(config) <= {"seed", "dtype"}:
-            raise self._fail(
-                f"Sequential config must be {{seed, dtype}}, got {_short(config)}"
-            )
-        seed = config.get("seed")
-        if seed is not None and not (_is_int(seed) and seed >= 0):
-            raise self._fail(
-                f"seed must be null or an integer >= 0, got {_short(seed)}"
-            )
-        if config.get("dtype", "float32") not in ("float32", "float64"):
-            raise self._fail(
-                f"dtype must be float32 or float64, got {_short(config.get('dtype'))}"
-            )
-        if not isinstance(arch["layers"], list):
-            raise self._fail("architecture layers must be a list")
-        for i, entry in enumerate(arch["layers"]):
-            if (
-                not isinstance(entry, dict)
-                or set(entry) != {"class", "config"}
-                or not isinstance(entry["class"], str)
-                or not isinstance(entry["config"], dict)
-            ):
-                raise self._fail(
-                    f"layer {i} must be {{class: name, config: {{...}}}}, got "
-                    f"{_short(entry)}"
-                )
 
     # -- building and reading ------------------------------------------------
 
@@ -447,74 +392,17 @@ class ModelFile:
         return np.dtype(self.architecture["config"].get("dtype", "float32"))
 
     def build_model(self):
-        """A fresh model from the checked architecture (weights not yet loaded)."""
+        """A fresh model from the checked architecture (weights not yet loaded):
+        every layer's class, config and parameter count is checked against the
+        values the file stores before any layer is built (see
+        glassnet.io._architecture.Builder)."""
         if self.architecture is None:
             raise self._fail(
                 "holds weights only (written by save_weights); build the model in "
                 "code and call load_weights(model, path)"
             )
-        registry = LAYERS._scan()
-        Sequential = registry["Sequential"]
-        layers = []
-        for i, entry in enumerate(self.architecture["layers"]):
-            name, config = entry["class"], entry["config"]
-            cls = registry.get(name)
-            if cls is None:
-                raise self._fail(
-                    f"layer {i} has unknown type {_short(name)}; known layer types: "
-                    f"{', '.join(sorted(registry))}"
-                )
-            self._check_config_keys(i, cls, config)
-            self._check_layer_size(i, name, config)
-            try:
-                layer = cls(**config)
-            except (GlassnetError, TypeError, ValueError) as exc:
-                raise self._fail(
-                    f"layer {i} ({name}): config {_short(config)} is invalid: {exc}"
-                ) from None
-            layers.append(layer)
-        config = self.architecture["config"]
-        return Sequential(*layers, seed=config.get("seed"), dtype=self.dtype)
-
-    def _check_config_keys(self, i: int, cls: type, config: dict) -> None:
-        """Only the constructor's own data arguments; never rng or dtype."""
-        params = inspect.signature(cls.__init__).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            allowed = None
-        else:
-            allowed = set(params) - {"self", "rng", "dtype"}
-        bad = [
-            k
-            for k in config
-            if k in ("rng", "dtype") or (allowed is not None and k not in allowed)
-        ]
-        if bad:
-            raise self._fail(
-                f"layer {i} ({cls.__name__}): unknown config keys {sorted(bad)}; "
-                f"expected some of {sorted(allowed or ())}"
-            )
-
-    def _check_layer_size(self, i: int, name: str, config: dict) -> None:
-        """Refuse to build a layer larger than what the file stores for it."""
-        stored = sum(
-            t.size for t in self.tensors.values() if t.name.startswith(f"{i}.")
-        )
-        exact = _parameter_count(name, config)
-        if exact is not None:
-            if exact > stored + _SLACK_ELEMENTS:
-                raise self._fail(
-                    f"layer {i} ({name}) would have {exact} parameters but the file "
-                    f"stores {stored} values for it (crafted or corrupt architecture)"
-                )
-            return
-        # A layer this module knows nothing about: bound the product of the sizes
-        # in its config by what is stored for it.
-        bound = math.prod(v for v in _config_ints(config) if v > 0)
-        if bound > 64 * stored + _SLACK_ELEMENTS:
-            raise self._fail(
-                f"layer {i} ({name}): config {_short(config)} asks for far more "
-                f"memory than the {stored} values the file stores for it"
-            )
+        stored = {t.name: t.size for t in self.tensors.values()}
+        return Builder(stored, self._fail).build(self.architecture, self.dtype)
 
     def expected_training_tensors(self, n_params: int, dtype) -> dict[str, tuple]:
         """{"optimizer.m": (dtype, (n_params,)), ...} as the training metadata says."""
@@ -564,75 +452,32 @@ class ModelFile:
     ) -> dict[str, np.ndarray]:
         """The arrays named, after check_tensors. Reads the file's bytes only now,
         and refuses NaN or inf unless allow_nonfinite."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load as safetensors_load
+        from safetensors import SafetensorError, safe_open
 
+        arrays = {}
         try:
-            with open(self.path, "rb") as fh:
-                blob = fh.read(self.file_size + 1)
+            with safe_open(self.path, framework="np") as fh:
+                for name in names:
+                    arrays[name] = fh.get_tensor(name)
+        except SafetensorError as exc:  # the file changed since it was checked
+            raise self._fail(_safetensors_reason(exc)) from None
         except OSError as exc:
             raise self._fail(f"cannot be read ({exc.strerror})") from None
-        if len(blob) != self.file_size:
-            raise self._fail("changed while it was being read")
-        try:
-            arrays = safetensors_load(blob)
-        except (SafetensorError, ValueError) as exc:
-            raise self._fail(f"is not a valid safetensors file ({exc})") from None
-        out, bad = {}, []
-        for name in names:
-            t, arr = self.tensors[name], arrays.get(name)
-            if arr is None or arr.shape != t.shape or arr.dtype != t.dtype:
+        bad = []
+        for name, arr in arrays.items():
+            t = self.tensors[name]
+            if arr.shape != t.shape or arr.dtype != t.dtype:
                 raise self._fail(f"tensor {name!r} did not decode as declared")
             if not allow_nonfinite and not np.isfinite(arr).all():
                 n_nan, n_inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
                 bad.append(f"{name!r} holds {n_nan} NaN and {n_inf} inf values")
-            out[name] = arr
         if bad:
             raise self._fail(
                 "non-finite weights: "
                 + "; ".join(bad)
                 + "; pass allow_nonfinite=True to load them anyway"
             )
-        return out
-
-
-def _parameter_count(name: str, config: dict) -> int | None:
-    """The exact parameter count of the layers whose shapes we know, from the
-    config alone (None if unknown or if the config is malformed: the layer's
-    constructor then reports it before allocating anything)."""
-    try:
-        if name == "Dense":
-            D, M = config["in_features"], config["out_features"]
-            if _is_int(D) and _is_int(M):
-                return D * M + M
-        elif name == "Conv2D":
-            C, F, k = (
-                config["in_channels"],
-                config["out_channels"],
-                config["kernel_size"],
-            )
-            KH, KW = (k, k) if _is_int(k) else k
-            if all(_is_int(v) for v in (C, F, KH, KW)):
-                return F * C * KH * KW + F
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None
-
-
-def _config_ints(value) -> Iterator[int]:
-    if _is_int(value):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _config_ints(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _config_ints(v)
-
-
-def _short(value, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return arrays
 
 
 # -- loading -------------------------------------------------------------------
@@ -644,6 +489,7 @@ def _assign(model, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _model_specs(model) -> dict[str, tuple]:
+    """{qualified name: (dtype, shape)} of every tensor of the model."""
     return {n: (p.data.dtype, p.shape) for n, p in model.named_parameters()}
 
 
@@ -652,8 +498,8 @@ def load(path: str | os.PathLike, *, allow_nonfinite: bool = False):
 
     Everything is checked before it is used; any problem with the file (missing,
     truncated, crafted, another format, a newer format version, tensors that do
-    not match the architecture, NaN or inf weights unless allow_nonfinite=True)
-    raises ModelFileError naming the file.
+    not match the architecture, missing or extra ones, NaN or inf weights unless
+    allow_nonfinite=True) raises ModelFileError naming the file.
     """
     f = ModelFile(path)
     model = f.build_model()
@@ -666,9 +512,9 @@ def load(path: str | os.PathLike, *, allow_nonfinite: bool = False):
 
 
 def load_weights(model, path: str | os.PathLike, *, allow_nonfinite: bool = False):
-    """Copy the weights saved at `path` into `model`, which must have the same
-    parameter names, shapes and dtype (an error lists every difference).
-    Returns the model."""
+    """Copy the weights saved at `path` into `model`: every tensor at every depth,
+    with the same names, shapes and dtypes (an error lists every tensor missing
+    from the file, extra in it or different). Returns the model."""
     f = ModelFile(path)
     specs = _model_specs(model)
     f.check_tensors(specs, ignore_prefix="optimizer.")

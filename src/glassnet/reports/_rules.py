@@ -14,7 +14,7 @@ Notation: g = dL/d(out), the upstream gradient, with out's shape; N = batch.
 
 import numpy as np
 
-from glassnet.reports import _rules_conv
+from glassnet.reports import _rules_conv, _rules_tree
 from glassnet.reports._derivation import (
     Derivation,
     Jacobian,
@@ -230,6 +230,6 @@ RULES: dict[str, Rule] = {
 
 def find_rule(layer) -> Rule | None:
     """The rule of layer's class or of its nearest base class that has one."""
-    rules = {**RULES, **_rules_conv.RULES}
+    rules = {**RULES, **_rules_conv.RULES, **_rules_tree.RULES}
     name = rule_name(layer, rules)
     return None if name is None else rules[name]

@@ -228,9 +228,15 @@ def bytes_str(n: float) -> str:
 
 
 def layer_name(layer) -> str:
-    """Dense(4, 5), Tanh, Conv2D(1, 2, 3): the class and its config values."""
+    """Dense(4, 5), Tanh, Conv2D(1, 2, 3): the class and its config values;
+    Residual, Concat(axis=1), Sequential for layers that hold others (their
+    layers are shown on rows of their own; a nested model's seed and dtype are
+    left out)."""
     config = layer.get_config() if hasattr(layer, "get_config") else {}
     name = type(layer).__name__
+    if layer.children():
+        shown = [f"{k}={v!r}" for k, v in config.items() if k not in ("seed", "dtype")]
+        return f"{name}({', '.join(shown)})" if shown else name
     if not config:
         return name
     return f"{name}({', '.join(repr(v) for v in config.values())})"

@@ -1,10 +1,13 @@
 """One recorded forward/backward pass, shared by summary, explain and gradient_flow.
 
 `run_trace` works on a deep copy of the model, so the caller's weights, caches
-and gradients are never touched. It records, for every layer, the arrays that
-really flowed: its input x, output out, the upstream gradient g = dL/d(out), the
-returned dL/dx, every parameter's gradient, and the arrays it cached for
-backward.
+and gradients are never touched. It records, for every layer at every depth
+(the layers inside a Residual, a Concat, a nested Sequential or a user's own
+composite layer too), the arrays that really flowed: its input x, output out,
+the upstream gradient g = dL/d(out), the returned dL/dx, its own parameters'
+gradients, and the arrays it cached for backward. Each layer's forward and
+backward are wrapped for that one pass, so a layer is seen from inside
+whatever holds it.
 """
 
 import copy
@@ -18,20 +21,31 @@ from glassnet.nn.layers.base import Layer
 
 @dataclass
 class LayerTrace:
-    """What one layer saw and produced in the recorded pass."""
+    """What one layer saw and produced in the recorded pass.
 
-    index: int
+    index is the layer's qualified name in the model ("2", "2.block.0"); depth
+    0 for the model's own layers; children, the traces of the layers it holds.
+    """
+
+    index: str
     layer: Layer
-    x: np.ndarray  # input, (N, ...)
-    out: np.ndarray  # output, (N, ...)
+    x: np.ndarray | None = None  # input, (N, ...)
+    out: np.ndarray | None = None  # output, (N, ...)
     cache: list[tuple[str, np.ndarray]] = field(default_factory=list)
     g: np.ndarray | None = None  # dL/d(out), out's shape
     dx: np.ndarray | None = None  # dL/dx, x's shape
-    grads: dict[str, np.ndarray] = field(default_factory=dict)  # by parameter name
+    grads: dict[str, np.ndarray] = field(default_factory=dict)  # own parameters
+    depth: int = 0
+    children: list["LayerTrace"] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return type(self.layer).__name__
+
+    @property
+    def local_name(self) -> str:
+        """The name its parent gives it: "block" for "2.block"."""
+        return self.index.rsplit(".", 1)[-1] if self.depth else self.index
 
 
 def layers_of(model) -> list[Layer]:
@@ -45,6 +59,10 @@ def layers_of(model) -> list[Layer]:
     )
 
 
+_CONTAINERS = ("Sequential", "Residual", "Concat")  # by name: containers.py imports
+# the reports (model.summary), so importing it here would close a cycle
+
+
 def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
     """(batch_size, *input_shape), checked against the model before any data.
 
@@ -54,6 +72,9 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
     layers = layers_of(model)
     if input_shape is None:
         first = layers[0] if layers else None
+        # inside glassnet's containers, the first layer inside sees the input first
+        while type(first).__name__ in _CONTAINERS and first.children():
+            first = first.children()[0][1]
         if first is None or not hasattr(first, "in_features"):
             raise ArgumentTypeError(
                 "input_shape is required: one example's shape without the batch axis, "
@@ -149,48 +170,99 @@ def run_trace(
 ) -> tuple[list[LayerTrace], object, float | None]:
     """Forward x through a copy of model, then backward; returns (traces, copy, loss).
 
-    The upstream gradient at the top is loss.backward() when a loss is given
-    (with targets y), else `dout`, else a seeded standard-normal array.
-    dtype: cast the copy's parameters (float64 for exact formula checks).
+    traces: one per layer at every depth, parents before the layers they hold
+    (a flat model's are its layers in order). The upstream gradient at the top
+    is loss.backward() when a loss is given (with targets y), else `dout`, else
+    a seeded standard-normal array. dtype: cast the copy's parameters (float64
+    for exact formula checks).
     """
     clone = copy.deepcopy(model)
     if dtype is not None:
         _as_dtype(clone, dtype)
         x = np.asarray(x, dtype=dtype)
-    layers = layers_of(clone)
-    traces = []
-    a = x
-    for i, layer in enumerate(layers):
-        layer.training = training
-        try:
-            out = layer.forward(a)
-        except ShapeError as exc:
-            raise ShapeError(f"layer {i} ({type(layer).__name__}): {exc}") from None
-        t = LayerTrace(i, layer, a, out)
-        t.cache = _cache_arrays(layer, a, out)
-        traces.append(t)
-        a = out
-    value = None
-    if loss is not None:
-        from glassnet.nn.losses import get_loss
+    layers_of(clone)  # a model or a layer, else ArgumentTypeError
+    traces: list[LayerTrace] = []
 
-        loss = get_loss(loss)
-        target = loss.prepare_target(y, a.shape, a.dtype)
-        value = loss.forward(a, target)
-        g = loss.backward()
-    elif dout is not None:
-        g = np.asarray(dout, dtype=a.dtype)
-    else:
-        g = np.random.default_rng(seed).standard_normal(a.shape).astype(a.dtype)
-    for t in reversed(traces):
-        t.g = g
-        dx = t.layer.backward(g)
-        t.dx = None if dx is None else np.asarray(dx)
-        t.grads = {p.name: p.grad.copy() for p in t.layer.parameters()}
-        g = dx
-        if g is None:
-            break
+    def add(path: str, layer: Layer, depth: int) -> LayerTrace:
+        t = LayerTrace(path, layer, depth=depth)
+        traces.append(t)
+        t.children = [add(f"{path}.{n}", c, depth + 1) for n, c in layer.children()]
+        return t
+
+    if hasattr(clone, "layers"):
+        for name, layer in clone.children():
+            add(name, layer, 0)
+    else:  # one layer: traced as the only layer of a model
+        add("0", clone, 0)
+    saved = [_watch(t) for t in traces]
+    try:
+        clone.set_training(training)
+        try:
+            a = clone.forward(x)
+        except ShapeError as exc:
+            if hasattr(clone, "layers"):
+                raise  # Sequential names the layer
+            raise ShapeError(f"layer 0 ({type(clone).__name__}): {exc}") from None
+        value = None
+        if loss is not None:
+            from glassnet.nn.losses import get_loss
+
+            loss = get_loss(loss)
+            target = loss.prepare_target(y, a.shape, a.dtype)
+            value = loss.forward(a, target)
+            g = loss.backward()
+        elif dout is not None:
+            g = np.asarray(dout, dtype=a.dtype)
+        else:
+            g = np.random.default_rng(seed).standard_normal(a.shape).astype(a.dtype)
+        clone.backward(g)
+    finally:
+        for t, before in zip(traces, saved, strict=True):
+            _unwatch(t.layer, before)
     return traces, clone, value
+
+
+_NOTHING = object()
+
+
+def _watch(t: LayerTrace) -> tuple:
+    """Wrap t.layer's forward and backward (instance attributes shadowing the
+    methods) to record into t what the first call of each sees."""
+    layer = t.layer
+    saved = tuple(vars(layer).get(k, _NOTHING) for k in ("forward", "backward"))
+    forward, backward = layer.forward, layer.backward
+
+    def recorded_forward(a, *args, **kwargs):
+        out = forward(a, *args, **kwargs)
+        if t.x is None:
+            t.x, t.out = a, out
+            t.cache = _cache_arrays(layer, a, out)
+        return out
+
+    def recorded_backward(g):
+        dx = backward(g)
+        if t.g is None:  # own gradients now: a parent may change them later
+            t.g, t.dx = g, None if dx is None else np.asarray(dx)
+            t.grads = {p.name: p.grad.copy() for p in layer.own_parameters()}
+        return dx
+
+    layer.forward, layer.backward = recorded_forward, recorded_backward
+    return saved
+
+
+def _unwatch(layer: Layer, saved: tuple) -> None:
+    for key, before in zip(("forward", "backward"), saved, strict=True):
+        if before is _NOTHING:
+            vars(layer).pop(key, None)
+        else:
+            setattr(layer, key, before)
+
+
+def output_trace(traces: list[LayerTrace]) -> LayerTrace | None:
+    """The trace of the layer that produced the model's output (the last of
+    the model's own layers), None for an empty model."""
+    top = [t for t in traces if t.depth == 0]
+    return top[-1] if top else None
 
 
 def owner(a: np.ndarray) -> np.ndarray:

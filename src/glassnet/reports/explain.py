@@ -5,6 +5,12 @@ vector-Jacobian product backward really computes, the local Jacobian's shape
 and structure with this batch's numbers, and a check: the formula, evaluated
 independently on random data (or your X), against the layer's actual backward.
 A layer glassnet has no rule for (your own) gets a gradient check instead.
+
+Nested models are explained at every depth: each layer inside a Sequential,
+Residual or Concat (or your own composite) gets its section, named by its
+qualified path ("[2.block.0] Dense(8, 8)"), and each container a short rule of
+its own: how it routes g to the layers inside it and combines their dL/dx,
+checked against what its backward really did.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -21,16 +27,17 @@ from glassnet.reports._table import (
     layer_name,
     shape_str,
 )
-from glassnet.reports._trace import batch_shape, run_trace
+from glassnet.reports._trace import batch_shape, output_trace, run_trace
 
 MATCH = 1e-9  # formula vs backward, relative, float64
 
 
 @dataclass
 class LayerExplanation:
-    """One layer (or the loss: index None) of an explain report."""
+    """One layer, at any depth, or the loss (index None) of an explain report.
+    index: the layer's qualified name ("1", "1.block.0")."""
 
-    index: int | None
+    index: str | None
     layer: str
     input_shape: tuple
     output_shape: tuple
@@ -68,8 +75,10 @@ class ExplainReport(Report):
         return all(e.matches for e in self._entries())
 
     def only(self, *which) -> "ExplainReport":
-        """The same report for some layers only: indices, and "loss" for the loss."""
-        layers = [e for e in self.layers if e.index in which]
+        """The same report for some layers only: their indices or qualified names
+        (1, "1.block.0"), and "loss" for the loss."""
+        wanted = {str(w) for w in which if w != "loss"}
+        layers = [e for e in self.layers if e.index in wanted]
         loss = self.loss if "loss" in which else None
         title = f"{self.title}, layers {', '.join(str(w) for w in which)}"
         return ExplainReport(title, self.input_shape, layers, loss, self.format)
@@ -228,7 +237,7 @@ def explain(
     target = None
     if loss_fn is not None:
         probe, _, _ = run_trace(model, x, dtype=np.float64, seed=seed)
-        out = probe[-1].out if probe else x
+        out = output_trace(probe).out if probe else x
         target = loss_fn.prepare_target(
             _random_targets(loss_fn, out, rng) if y is None else y,
             out.shape,
@@ -247,6 +256,7 @@ def explain(
             derivation = rule.describe(t)
             reference = rule.vjp(t)
             actual = {"x": t.dx, **t.grads}
+            actual.update({f"g of {c.local_name}": c.g for c in t.children})
             check = {k: relative_difference(actual[k], v) for k, v in reference.items()}
         entries.append(
             LayerExplanation(
@@ -261,7 +271,7 @@ def explain(
         )
     loss_entry = None
     if loss_fn is not None:
-        pred = traces[-1].out if traces else x
+        pred = output_trace(traces).out if traces else x
         rule = loss_rule(loss_fn)
         loss_fn.forward(pred, target)
         actual = loss_fn.backward()

@@ -5,7 +5,10 @@ layer: the activations' mean and spread, the fraction of saturated outputs
 (Sigmoid, Tanh; Softmax rows above 0.99) or dead ReLU units, the norm of the
 upstream gradient dL/d(out) each layer receives and of the dL/dx it passes
 down, and |dL/dW| / |W| for its weights. Warning lines name the layers where
-the gradient vanishes or explodes.
+the gradient vanishes or explodes. The layers inside a nested Sequential,
+Residual or Concat get rows of their own, named by their qualified path and
+indented under the row of the layer that holds them; warnings are about the
+layers that compute (those that hold no other layers).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from glassnet.reports._table import Report, Section, Table, layer_name, shape_str
-from glassnet.reports._trace import layers_of, run_trace
+from glassnet.reports._trace import layers_of, output_trace, run_trace
 
 SATURATED = {"Sigmoid": 0.01, "Tanh": 0.01, "Softmax": 0.01}  # |out - a limit| below
 DEAD_KINDS = ("ReLU",)
@@ -21,9 +24,10 @@ DEAD_KINDS = ("ReLU",)
 
 @dataclass
 class FlowRow:
-    """One layer of the trace. Norms are L2 norms of the whole tensor."""
+    """One layer of the trace, at any depth. Norms are L2 norms of the whole
+    tensor. index: the qualified name ("1", "1.block.0")."""
 
-    index: int
+    index: str
     layer: str
     output_shape: tuple
     mean: float
@@ -37,6 +41,7 @@ class FlowRow:
         default_factory=dict
     )  # name -> |dL/dp| / |p| (None: p = 0)
     warnings: list = field(default_factory=list)
+    depth: int = 0  # 0 for the model's own layers, 1 for the layers inside those...
 
 
 def _kind(layer, names) -> str | None:
@@ -93,8 +98,8 @@ class GradientFlowReport(Report):
             )
             body.append(
                 [
-                    str(r.index),
-                    r.layer,
+                    r.index,
+                    "  " * r.depth + r.layer,
                     shape_str(r.output_shape),
                     f"{r.mean:+.3f}",
                     f"{r.std:.3f}",
@@ -104,7 +109,7 @@ class GradientFlowReport(Report):
                     ratios or "-",
                 ]
             )
-        return Table(header, [Section(None, body)], align="rlllrlrrl")
+        return Table(header, [Section(None, body)], align="llllrlrrl")
 
     def _notes(self) -> list[str]:
         notes = [
@@ -165,8 +170,8 @@ def gradient_flow(
         model._check_x(X)  # names the first layer that does not fit
     loss_fn = infer_loss(model, y) if loss is None else get_loss(loss)
     traces, _, value = run_trace(model, X, y=y, loss=loss_fn, dtype=np.float64)
-    top = _norm(traces[-1].g) if traces else 0.0
-    rows = []
+    top = _norm(output_trace(traces).g) if traces else 0.0
+    rows, leaves = [], []
     for t in traces:
         out = t.out
         row = FlowRow(
@@ -179,6 +184,7 @@ def gradient_flow(
             None,
             _norm(t.g),
             _norm(t.dx),
+            depth=t.depth,
         )
         kind = _kind(t.layer, SATURATED)
         if kind == "Sigmoid":
@@ -189,15 +195,18 @@ def gradient_flow(
             row.saturated = float(np.mean(out.max(axis=1) > 0.99))
         if _kind(t.layer, DEAD_KINDS) and out.shape[0] > 0:
             row.dead = float(np.mean(np.all(out <= 0.0, axis=0)))  # never active
-        for p in t.layer.parameters():
+        for p in t.layer.own_parameters():
             size, grad = _norm(p.data), _norm(t.grads[p.name])
             row.param_grads[p.name] = grad
             row.param_ratios[p.name] = grad / size if size > 0 else None
-        _warn(row, top, exploding, saturated, dead)
+        if not t.children:  # a container's gradients are its layers'
+            _warn(row, top, exploding, saturated, dead)
+            leaves.append(row)
         rows.append(row)
-    _warn_vanishing(rows, top, vanishing)
+    _warn_vanishing(leaves, top, vanishing)
     if rows and top == 0:
-        rows[-1].warnings.append(
+        last = next(i for i, t in enumerate(traces) if t is output_trace(traces))
+        rows[last].warnings.append(
             "the loss gradient is exactly zero: nothing will learn"
         )
     title = (

@@ -5,6 +5,11 @@ every gradient its backward produces (dL/dW, dL/db, dL/dx) and what it keeps
 for backward (shape and bytes), with totals. Nothing here needs data: the
 numbers come from one pass of random numbers through a copy of the model, so
 they are what the layers really cache, custom layers included.
+
+A layer that holds others (a nested Sequential, Residual, Concat, a custom
+composite) gets a row, named by its qualified path, followed by one row per
+layer inside it, indented; its parameter count is the total of everything in
+it, so the model's own rows add up to the total.
 """
 
 from dataclasses import dataclass
@@ -26,9 +31,12 @@ from glassnet.reports._trace import batch_shape, owner, run_trace
 
 @dataclass
 class SummaryRow:
-    """One layer of the summary. Shapes include the batch axis."""
+    """One layer of the summary, at any depth. Shapes include the batch axis.
 
-    index: int
+    index: the qualified name ("1", "1.block.0"); params: every parameter of
+    the layer and of the layers inside it; param_grads: its own parameters."""
+
+    index: str
     layer: str
     input_shape: tuple
     output_shape: tuple
@@ -37,6 +45,7 @@ class SummaryRow:
     input_grad: tuple | None  # dL/dx shape, None if backward returns none
     cache: list  # [(label, shape, dtype, bytes, shared)]; shared names the holder
     cache_bytes: int  # memory this layer's cache adds (shared arrays counted once)
+    depth: int = 0  # 0 for the model's own layers, 1 for the layers inside those...
 
 
 class SummaryReport(Report):
@@ -81,8 +90,8 @@ class SummaryReport(Report):
             ]
             rows.append(
                 [
-                    str(r.index),
-                    r.layer,
+                    r.index,
+                    "  " * r.depth + r.layer,
                     shape_str(r.output_shape),
                     count_str(r.params),
                     "\n".join(grads) or "-",
@@ -104,7 +113,7 @@ class SummaryReport(Report):
                 bytes_str(t["cache_bytes"]),
             ]
         )
-        return Table(header, [Section(None, rows)], align="rllrllll")
+        return Table(header, [Section(None, rows)], align="lllrllll")
 
     def _notes(self) -> list[str]:
         t = self.totals
@@ -133,6 +142,7 @@ class SummaryReport(Report):
                 {
                     "index": r.index,
                     "layer": r.layer,
+                    "depth": r.depth,
                     "input_shape": list(r.input_shape),
                     "output_shape": list(r.output_shape),
                     "params": r.params,
@@ -173,7 +183,7 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
     traces, _, _ = run_trace(model, x, training=True)
     # memory already held by someone else -> who; the data batch is not the model's
     held: dict[int, str] = {id(owner(x)): "the input batch"}
-    rows, total_cache = [], 0
+    rows, total_cache, total_params = [], 0, 0
     for t in traces:
         cache, cache_bytes = [], 0
         for label, a in t.cache:
@@ -185,24 +195,29 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
             cache.append((label, a.shape, a.dtype.name, int(base.nbytes), shared))
         held.setdefault(id(owner(t.out)), f"layer {t.index}'s output")
         total_cache += cache_bytes
-        params = t.layer.parameters()
+        own = t.layer.own_parameters()
+        total_params += sum(p.size for p in own)
         rows.append(
             SummaryRow(
                 index=t.index,
                 layer=layer_name(t.layer),
                 input_shape=tuple(t.x.shape),
                 output_shape=tuple(t.out.shape),
-                params=sum(p.size for p in params),
-                param_grads={p.name: tuple(t.grads[p.name].shape) for p in params},
+                params=sum(p.size for p in t.layer.parameters()),
+                param_grads={p.name: tuple(t.grads[p.name].shape) for p in own},
                 input_grad=None if t.dx is None else tuple(t.dx.shape),
                 cache=cache,
                 cache_bytes=cache_bytes,
+                depth=t.depth,
             )
         )
     totals = {
-        "params": sum(r.params for r in rows),
+        "params": total_params,  # each parameter once, at the layer holding it
         "cache_bytes": total_cache,
-        "output_bytes": sum(int(t.out.nbytes) for t in traces),
+        # a container's output is often its last layer's: count each array once
+        "output_bytes": sum(
+            {id(owner(t.out)): int(t.out.nbytes) for t in traces}.values()
+        ),
     }
     model_name = type(model).__name__
     if not hasattr(model, "layers"):

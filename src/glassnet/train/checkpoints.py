@@ -7,6 +7,9 @@
 A checkpoint is a model file (see glassnet.io.serialization; gn.load reads it as a
 model) whose metadata also holds "training":
 
+    structure  [[qualified name, class name], ...] for every layer at every depth
+               ([["0", "Dense"], ["1", "Residual"], ["1.block", "Sequential"], ...]),
+               compared with the model before a checkpoint is restored into it
     epoch      the last finished epoch (0-based)
     optimizer  {"class": "Adam", "config": {...}, "t": 120, "state": ["m", "v"]};
                each state buffer is a tensor "optimizer.<name>" of shape (P,),
@@ -16,7 +19,13 @@ model) whose metadata also holds "training":
     history    {"epoch": [0, 1, ...], "history": [["loss", [...]], ...]}
 
 With all of it restored, training resumed after epoch k (in a new process)
-ends bitwise equal to a run that was never interrupted.
+ends bitwise equal to a run that was never interrupted. Every tensor of the
+model is saved, found by the same walk as model.named_parameters(), so a model
+with custom layers (even layers that hold layers) is checkpointed too: its file
+has no architecture (load_checkpoint cannot rebuild it), and restore_checkpoint
+puts the state back into the model built in code, after checking that model's
+structure and tensors against the file. (Format version 1 checkpoints, which
+have no "structure", are still read.)
 """
 
 import contextlib
@@ -30,20 +39,38 @@ import numpy as np
 from glassnet.errors import ConfigError, GlassnetError, ModelFileError
 from glassnet.io.serialization import (
     FORMAT_VERSION,
+    LAYERS,
     ModelFile,
     _assign,
+    _contiguous,
     _model_specs,
     _model_tensors,
     _short,
     _write,
     architecture,
+    save,
+    save_weights,
 )
 from glassnet.train.callbacks import Callback, History
 
-_TRAINING_KEYS = {"epoch", "optimizer", "rng", "fit_rng", "history"}
+_TRAINING_KEYS = {"structure", "epoch", "optimizer", "rng", "fit_rng", "history"}
+_TRAINING_KEYS_V1 = _TRAINING_KEYS - {"structure"}
 
 
 # -- writing -------------------------------------------------------------------
+
+
+def _structure(model) -> list[list[str]]:
+    """[[qualified name, class name], ...] of every layer below the model."""
+    return [[path, type(layer).__name__] for path, layer in model.named_layers()]
+
+
+def _describable(model) -> bool:
+    """True when load() could rebuild the model: glassnet's layers only."""
+    return all(
+        LAYERS.get(type(layer).__name__) is type(layer)
+        for layer in (model, *(layer for _, layer in model.named_layers()))
+    )
 
 
 def _history_to_json(history: History | None) -> dict:
@@ -71,8 +98,10 @@ def save_checkpoint(
     history: History | None = None,
     rng: np.random.Generator | None = None,
 ) -> None:
-    """Write the model, the optimizer's state, the random generators' state and
-    the history after `epoch` (0-based) to `path`, atomically.
+    """Write the model (every tensor at every depth), the optimizer's state, the
+    random generators' state and the history after `epoch` (0-based) to `path`,
+    atomically. A model with custom layers is saved without an architecture:
+    restore it into a model built in code with restore_checkpoint.
 
     rng: the generator fit shuffles with, if it is not model.rng.
     """
@@ -87,7 +116,7 @@ def save_checkpoint(
             )
         state = optimizer.state_arrays()
         for name, arr in state.items():
-            tensors[f"optimizer.{name}"] = np.ascontiguousarray(arr)
+            tensors[f"optimizer.{name}"] = _contiguous(arr)
         opt_meta = {
             "class": type(optimizer).__name__,
             "config": optimizer.get_config(),
@@ -96,6 +125,7 @@ def save_checkpoint(
         }
     fit_rng = rng if rng is not None and rng is not model.rng else None
     training = {
+        "structure": _structure(model),
         "epoch": int(epoch),
         "optimizer": opt_meta,
         "rng": model.rng.bit_generator.state,
@@ -104,7 +134,7 @@ def save_checkpoint(
     }
     meta = {
         "format_version": FORMAT_VERSION,
-        "architecture": architecture(model),
+        "architecture": architecture(model) if _describable(model) else None,
         "training": training,
     }
     _write(path, tensors, meta)
@@ -132,10 +162,26 @@ def _check_training(f: ModelFile) -> dict:
         raise ModelFileError(
             f.path, "is a model file, not a checkpoint (no training state)"
         )
-    if set(t) != _TRAINING_KEYS:
+    keys = _TRAINING_KEYS if f.version > 1 else _TRAINING_KEYS_V1
+    if set(t) != keys:
         raise ModelFileError(
             f.path,
-            f"training state must have keys {sorted(_TRAINING_KEYS)}, got {sorted(t)}",
+            f"training state must have keys {sorted(keys)}, got {sorted(t)}",
+        )
+    structure = t.get("structure", [])
+    if not (
+        isinstance(structure, list)
+        and all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(s, str) for s in pair)
+            for pair in structure
+        )
+    ):
+        raise ModelFileError(
+            f.path,
+            "training structure must be a list of [layer name, class name], got "
+            + _short(structure),
         )
     epoch = t["epoch"]
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
@@ -244,7 +290,9 @@ def _same_parameters(a: list, b: list) -> bool:
     return len(a) == len(b) and all(p is q for p, q in zip(a, b, strict=True))
 
 
-def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -> None:
+def _check_optimizer_state(optimizer, model, opt_meta: dict, path) -> None:
+    """Bind the optimizer to the model and check that its state buffers are the
+    ones the file holds (weights are not touched)."""
     params = model.parameters()
     if not _same_parameters(optimizer.params, params):
         optimizer.bind(params)
@@ -255,10 +303,55 @@ def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -
             f"optimizer state {sorted(opt_meta['state'])} does not match "
             f"{type(optimizer).__name__}'s {sorted(state)} (other hyperparameters?)",
         )
+
+
+def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -> None:
+    _check_optimizer_state(optimizer, model, opt_meta, path)
     optimizer.load_state_arrays(
         {name: arrays[f"optimizer.{name}"] for name in opt_meta["state"]}
     )
     optimizer.t = opt_meta["t"]
+
+
+def _check_structure(f: ModelFile, model, training: dict) -> None:
+    """Refuse a model other than the one the checkpoint was saved from: other
+    layers at some place (at any depth), or other layer configs where the file
+    has an architecture. Changes nothing."""
+    theirs, mine = training.get("structure"), _structure(model)
+    problem = None
+    if theirs is not None and theirs != mine:
+        problem = _first_difference(theirs, mine)
+    elif f.architecture is not None:
+        if not _describable(model):
+            problem = "the model has custom layers, the file has none"
+        else:
+            arch = architecture(model)
+            if arch["layers"] != f.architecture["layers"]:
+                problem = "the layers' configurations differ"
+            elif arch["config"]["dtype"] != f.dtype.name:
+                problem = f"the file is {f.dtype.name}, the model {model.dtype.name}"
+    elif theirs is None:
+        problem = "the file has no architecture to compare the model with"
+    if problem is not None:
+        raise ModelFileError(
+            f.path,
+            "was saved from a different model architecture than the one training: "
+            + problem,
+        )
+
+
+def _first_difference(theirs: list, mine: list) -> str:
+    for (path, cls), (my_path, my_cls) in zip(theirs, mine, strict=False):
+        if (path, cls) != (my_path, my_cls):
+            return (
+                f"the file has layer {path} ({cls}) where the model has layer "
+                f"{my_path} ({my_cls})"
+            )
+    if len(theirs) > len(mine):
+        path, cls = theirs[len(mine)]
+        return f"the file has layer {path} ({cls}), the model does not"
+    path, cls = mine[len(theirs)]
+    return f"the model has layer {path} ({cls}), the file does not"
 
 
 def load_checkpoint(
@@ -267,6 +360,13 @@ def load_checkpoint(
     """The model, a bound optimizer with its state, the epoch and the history
     saved at `path`; model.rng continues where it was. Raises ModelFileError."""
     f = ModelFile(path)
+    if f.architecture is None:
+        raise ModelFileError(
+            f.path,
+            "holds a model with custom layers, which load_checkpoint cannot rebuild; "
+            "build the model in code and call restore_checkpoint(path, model, "
+            "optimizer)",
+        )
     model = f.build_model()
     training, specs, arrays = _read(f, model, allow_nonfinite)
     rng_state = _rng_state_checked(training["rng"], model.rng, f.path, "rng")
@@ -304,16 +404,11 @@ def restore_checkpoint(
 ) -> int:
     """Put the training state saved at `path` back into model, optimizer, the
     generators and history (each checked before any is changed); returns the
-    last finished epoch. The model must have the saved architecture."""
+    last finished epoch. The model must have the saved structure (the same
+    layers at the same places, at every depth, custom layers included) and the
+    same tensors."""
     f = ModelFile(path)
-    mine, theirs = architecture(model), f.architecture
-    if theirs is None or (
-        mine["layers"] != theirs["layers"] or mine["config"]["dtype"] != f.dtype.name
-    ):
-        raise ModelFileError(
-            f.path,
-            "was saved from a different model architecture than the one training",
-        )
+    _check_structure(f, model, _check_training(f))
     training, specs, arrays = _read(f, model, allow_nonfinite=False)
     opt_meta = training["optimizer"]
     if optimizer is not None:
@@ -323,6 +418,7 @@ def restore_checkpoint(
                 f.path,
                 f"was saved with optimizer {saved}, not {type(optimizer).__name__}",
             )
+        _check_optimizer_state(optimizer, model, opt_meta, f.path)
     rng_state = _rng_state_checked(training["rng"], model.rng, f.path, "rng")
     fit_state = training["fit_rng"]
     if rng is not None and rng is not model.rng and fit_state is not None:
@@ -435,6 +531,9 @@ class ModelCheckpoint(Callback):
     filepath may name {epoch} (1-based, as Keras) and any logged value. With
     include_training_state (the default) the file is a full checkpoint that
     load_checkpoint can resume from; gn.load reads it as a model either way.
+    A model with custom layers has no architecture to save: restore_checkpoint
+    (or load_weights, without the training state) puts the file back into the
+    model built in code.
     mode "auto" minimises losses and maximises anything else. `last_path` is the
     latest file written; `best` the best monitored value.
     """
@@ -489,10 +588,10 @@ class ModelCheckpoint(Callback):
                 history=history if isinstance(history, History) else None,
                 rng=getattr(self, "rng", None),
             )
-        else:
-            from glassnet.io.serialization import save
-
+        elif _describable(self.model):
             save(self.model, path)
+        else:  # custom layers: no architecture to write
+            save_weights(self.model, path)
         self.last_path = path
 
 

@@ -170,6 +170,34 @@ class Layer:
         visit(self, "")
         return pairs
 
+    def own_buffers(self) -> dict[str, np.ndarray]:
+        """State that is not trained by gradients but belongs to the model (a
+        BatchNorm's running mean and variance): {attribute name: array}. Saved and
+        loaded with the parameters; none by default."""
+        return {}
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """(qualified name, array) for every buffer at every depth, named like
+        parameters: "1.running_mean", "2.block.0.running_var"."""
+        pairs = [(name, a) for name, a in self.own_buffers().items()]
+        for path, layer in self.named_layers():
+            pairs.extend((f"{path}.{n}", a) for n, a in layer.own_buffers().items())
+        return pairs
+
+    def load_buffer(self, name: str, value: np.ndarray) -> None:
+        """Replace the buffer `name` (a key of own_buffers) with a copy of value,
+        which must have its shape; used by load and checkpoints."""
+        current = self.own_buffers().get(name)
+        if current is None:
+            raise ConfigError(f"{type(self).__name__} has no buffer named {name!r}")
+        value = np.asarray(value)
+        if value.shape != current.shape:
+            raise ConfigError(
+                f"{type(self).__name__} buffer {name!r}: expected shape "
+                f"{current.shape}, got {value.shape}"
+            )
+        setattr(self, name, value.astype(current.dtype, copy=True))
+
     def set_training(self, training: bool) -> None:
         """Set `training` on this layer and every layer below it: True while
         fitting, False for inference (only layers such as Dropout care)."""

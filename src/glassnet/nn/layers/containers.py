@@ -161,8 +161,8 @@ class Sequential(Layer):
     def initialize(self, rng: np.random.Generator, dtype) -> None:
         """As a layer inside another model: take the outer model's generator and
         dtype for whatever this one left unset (its own seed and dtype win)."""
-        if self.seed is None:
-            self.rng = rng
+        # its own seed: drawn afresh, the weights equal those of the model alone
+        self.rng = rng if self.seed is None else np.random.default_rng(self.seed)
         if not self._dtype_given:
             self.dtype = np.dtype(dtype)
         self._initialize()
@@ -285,5 +285,7 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        inner = ",\n".join(
+            "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
+        )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"

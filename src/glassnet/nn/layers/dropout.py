@@ -20,7 +20,8 @@ class Dropout(Layer):
     `training` is set by Sequential (True inside fit, False in predict and
     evaluate); a Dropout used on its own is in inference mode until you set
     `layer.training = True`. The masks are drawn from the model's generator
-    (Sequential hands it over in initialize), so a seeded fit is repeatable.
+    (Sequential hands it over in initialize) unless the layer was given its own
+    `rng`, so a seeded fit is repeatable.
     """
 
     def __init__(
@@ -28,10 +29,12 @@ class Dropout(Layer):
     ) -> None:
         check_in_range("Dropout", "rate", rate, 0.0, 1.0)
         self.rate = float(rate)
+        self._own_rng = rng is not None
         self.rng = rng if rng is not None else np.random.default_rng()
 
     def initialize(self, rng: np.random.Generator, dtype) -> None:
-        self.rng = rng  # the model's generator: one seed reproduces the whole run
+        if not self._own_rng:  # a generator given to the layer is never replaced
+            self.rng = rng  # the model's: one seed reproduces the whole run
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.rate == 0.0:
