@@ -429,3 +429,40 @@ def test_an_explicit_or_default_init_is_kept_whatever_follows(init, following, s
 def test_a_custom_layers_float_parameters_join_the_models_dtype():
     model = gn.Sequential(_Scale(), seed=0)  # _Scale's array is float64
     assert model[0].scale.data.dtype == model[0].scale.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "arrays, error, match",
+    [
+        ({"m": np.zeros(9)}, gn.ConfigError, r"expected arrays \['m', 'v'\].*\['v'\]"),
+        ({"m": np.zeros(9), "v": np.zeros(7)}, gn.ShapeError, r"'v'.*\(9,\).*\(7,\)"),
+    ],
+)
+def test_loading_optimizer_state_checks_names_and_shapes(arrays, error, match):
+    optimizer = gn.Adam().bind(_params())  # 6 + 3 entries
+    with pytest.raises(error, match=match):
+        optimizer.load_state_arrays(arrays)
+
+
+def test_loaded_optimizer_state_lands_per_parameter_in_mixed_dtypes():
+    def make():
+        return [
+            gn.Parameter(np.ones(3, np.float64), "a"),
+            gn.Parameter(np.ones(2, np.float32), "b"),
+            gn.Parameter(np.ones(1, np.float64), "c"),
+        ]
+
+    params, alone = make(), make()
+    state = {"m": np.arange(6.0) / 8, "v": np.arange(6.0) + 1}  # exact in float32
+    optimizer = gn.Adam(lr=0.1).bind(params)
+    optimizer.load_state_arrays(state)
+    for name, values in optimizer.state_arrays().items():
+        np.testing.assert_array_equal(values, state[name])
+    optimizer.step()  # zero gradients: the loaded moments alone move each entry
+    for q, span in zip(alone, [slice(0, 3), slice(3, 5), slice(5, 6)], strict=True):
+        single = gn.Adam(lr=0.1).bind([q])  # the state of this parameter alone
+        single.load_state_arrays({k: v[span] for k, v in state.items()})
+        single.step()
+    for p, q in zip(params, alone, strict=True):
+        assert p.data.dtype == q.data.dtype
+        np.testing.assert_array_equal(p.data, q.data)

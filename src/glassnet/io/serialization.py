@@ -485,7 +485,7 @@ class ModelFile:
 
 def _assign(model, arrays: dict[str, np.ndarray]) -> None:
     for name, p in model.named_parameters():
-        p.data = arrays[name]  # copies into the parameter's own array
+        np.copyto(p.data, arrays[name])  # into the parameter's own array
 
 
 def _model_specs(model) -> dict[str, tuple]:

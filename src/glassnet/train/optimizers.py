@@ -128,6 +128,12 @@ class _FlatParameters:
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy state arrays (P,) in parameter order into the optimizer's own."""
         total = sum(p.size for p in self.params)
+        missing = [name for name in self.state_names if name not in arrays]
+        if missing:
+            raise ConfigError(
+                f"optimizer state: expected arrays {list(self.state_names)}, "
+                f"missing {missing}"
+            )
         for name in self.state_names:
             values = np.asarray(arrays[name])
             if values.shape != (total,):
