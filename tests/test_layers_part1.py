@@ -249,8 +249,8 @@ def test_get_config_rebuilds_the_layer(layer):
     clone = type(layer)(**config)
     assert clone.get_config() == config
     assert repr(clone) == repr(layer)
-    assert [(n, p.shape, p.data.dtype) for n, p in clone.named_parameters()] == [
-        (n, p.shape, p.data.dtype) for n, p in layer.named_parameters()
+    assert [(n, p.shape) for n, p in clone.named_parameters()] == [
+        (n, p.shape) for n, p in layer.named_parameters()
     ]
 
 
@@ -262,13 +262,8 @@ def test_get_config_rebuilds_the_layer(layer):
         (gn.Softplus(2, 10), {"beta": 2.0, "threshold": 10.0}),
         (gn.BatchNorm2D(3), {"num_features": 3, "eps": 1e-5, "momentum": 0.1}),
         (
-            gn.LayerNorm(8, dtype=np.float64),
-            {
-                "normalized_shape": [8],
-                "eps": 1e-5,
-                "elementwise_affine": True,
-                "dtype": "float64",
-            },
+            gn.LayerNorm(8, dtype=np.float64),  # dtype is the model file's, not here
+            {"normalized_shape": [8], "eps": 1e-5, "elementwise_affine": True},
         ),
         (gn.Embedding(7, 3), {"num_embeddings": 7, "embedding_dim": 3}),
     ],

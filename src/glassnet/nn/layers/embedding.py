@@ -97,13 +97,11 @@ class Embedding(Layer):
         return (*tuple(input_shape), self.embedding_dim)
 
     def get_config(self) -> dict:
-        config = {
+        """Constructor arguments, rng and dtype aside (a model file has one dtype)."""
+        return {
             "num_embeddings": self.num_embeddings,
             "embedding_dim": self.embedding_dim,
         }
-        if self._dtype_given:
-            config["dtype"] = self.weight.data.dtype.name
-        return config
 
     def _checked_ids(self, x) -> np.ndarray:
         """x as an integer array, or a glassnet error naming the first bad id."""

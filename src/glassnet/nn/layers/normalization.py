@@ -166,14 +166,12 @@ class _BatchNorm(Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = {
+        """Constructor arguments, dtype aside (a model file has one dtype)."""
+        return {
             "num_features": self.num_features,
             "eps": self.eps,
             "momentum": self.momentum,
         }
-        if self._dtype_given:
-            config["dtype"] = self.weight.data.dtype.name
-        return config
 
     def _name(self) -> str:
         return f"{type(self).__name__}({self.num_features})"
@@ -282,7 +280,6 @@ class LayerNorm(Layer):
         self.eps, self.elementwise_affine = float(eps), elementwise_affine
         self._dtype_given = dtype is not None
         dt = check_float_dtype("LayerNorm", np.float32 if dtype is None else dtype)
-        self._dtype = dt
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dt), "weight")
             self.bias = Parameter(np.zeros(self.normalized_shape, dt), "bias")
@@ -290,7 +287,6 @@ class LayerNorm(Layer):
     def initialize(self, rng: np.random.Generator, dtype, init=None) -> None:
         """Take the model's dtype unless one was given; nothing is random."""
         if not self._dtype_given:
-            self._dtype = np.dtype(dtype)
             super().initialize(rng, dtype, init)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -331,14 +327,12 @@ class LayerNorm(Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = {
+        """Constructor arguments, dtype aside (a model file has one dtype)."""
+        return {
             "normalized_shape": list(self.normalized_shape),
             "eps": self.eps,
             "elementwise_affine": self.elementwise_affine,
         }
-        if self._dtype_given:
-            config["dtype"] = self._dtype.name
-        return config
 
     def _check_input(self, shape: tuple) -> None:
         k, ns = len(self.normalized_shape), self.normalized_shape
