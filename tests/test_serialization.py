@@ -73,6 +73,15 @@ def _residual_mlp(dtype):
     )  # fmt: skip
 
 
+def _sequence(dtype, pool=gn.GlobalMaxPool1D):  # normalization and activations
+    return gn.Sequential(
+        gn.BatchNorm1D(2), gn.LayerNorm(6), gn.GELU(), gn.SiLU(), pool(),
+        gn.Dense(2, 4), gn.BatchNorm1D(4, momentum=0.2), gn.ELU(0.5),
+        gn.Softplus(2.0), gn.GELU("tanh"), gn.Dense(4, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 def _nested(dtype):
     inner = gn.Sequential(gn.Dense(6, 5), gn.ReLU(), seed=3)  # its own seed
     return gn.Sequential(
@@ -87,16 +96,37 @@ def _nested(dtype):
     )  # fmt: skip
 
 
+def _image(dtype, pool=gn.GlobalAvgPool2D):
+    return gn.Sequential(
+        gn.BatchNorm2D(2, eps=1e-3), gn.LayerNorm((4, 4), elementwise_affine=False),
+        pool(), gn.Dense(2, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _tokens(dtype):  # takes integer ids: see test_round_trip_of_an_embedding_model
+    return gn.Sequential(
+        gn.Embedding(10, 4), gn.LayerNorm(4), gn.Flatten(), gn.Dense(12, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 MODELS = [
     pytest.param(_mlp, (7, 4), id="mlp"),
     pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
     pytest.param(_residual_mlp, (7, 4), id="residual-mlp"),
     pytest.param(_nested, (7, 4), id="nested"),
+    pytest.param(_sequence, (5, 2, 6), id="sequence"),
+    pytest.param(
+        lambda d: _sequence(d, gn.GlobalAvgPool1D), (5, 2, 6), id="sequence-avg"
+    ),
+    pytest.param(_image, (5, 2, 4, 4), id="image"),
+    pytest.param(lambda d: _image(d, gn.GlobalMaxPool2D), (5, 2, 4, 4), id="image-max"),
 ]
 
 
 def test_round_trip_models_cover_every_registered_layer():
-    makers = (_mlp, _cnn, _residual_mlp, _nested)
+    makers = [p.values[0] for p in MODELS] + [_tokens]
     used = {
         type(layer).__name__
         for make in makers
@@ -126,6 +156,16 @@ def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path
         assert name == name2 and p.data.dtype == q.data.dtype
         assert np.array_equal(p.data, q.data), name
     assert np.array_equal(model.predict(X), loaded.predict(X))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_of_an_embedding_model(dtype, tmp_path):
+    model = _perturb(_tokens(dtype))
+    ids = np.random.default_rng(2).integers(0, 10, (5, 3))
+    model.save(tmp_path / "model.safetensors")
+    loaded = gn.load(tmp_path / "model.safetensors")
+    assert [repr(a) for a in loaded] == [repr(b) for b in model]
+    assert np.array_equal(model.predict(ids), loaded.predict(ids))
 
 
 def test_same_model_gives_same_bytes_in_another_process(tmp_path):
