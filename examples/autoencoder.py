@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
     X = gn.datasets.make_correlated(n_samples=500, n_features=8, n_latent=2, seed=0)
     X_train, X_test = X[:400], X[400:]  # the rows are independent draws
     n, k = X.shape[1], 2
-    encoder, decoder = [gn.Dense(n, k), gn.Sigmoid()], [gn.Dense(k, n), gn.Sigmoid()]
+    # init="uniform" (PyTorch's default) suits a sigmoid better than Glorot
+    encoder = [gn.Dense(n, k, init="uniform"), gn.Sigmoid()]
+    decoder = [gn.Dense(k, n, init="uniform"), gn.Sigmoid()]
     model = gn.Sequential(*encoder, *decoder, gn.Dense(n, n), seed=0)
     adam, epochs = gn.Adam(lr=0.01), 100 if args.tiny else 300
     model.fit(X_train, X_train, loss="mse", optimizer=adam, epochs=epochs, verbose=0)

@@ -25,10 +25,10 @@ import glassnet as gn
 def build(seed: int) -> gn.Sequential:
     """conv-relu-pool twice, dropout, one Dense layer: 10 logits."""
     return gn.Sequential(
-        gn.Conv2D(1, 16, 3, padding="same"),  # (N, 1, 8, 8) -> (N, 16, 8, 8)
+        gn.Conv2D(1, 16, 3, padding="same", init="he_normal"),  # -> (N, 16, 8, 8)
         gn.ReLU(),
         gn.MaxPool2D(2),  # -> (N, 16, 4, 4)
-        gn.Conv2D(16, 32, 3, padding="same"),  # -> (N, 32, 4, 4)
+        gn.Conv2D(16, 32, 3, padding="same", init="he_normal"),  # -> (N, 32, 4, 4)
         gn.ReLU(),
         gn.MaxPool2D(2),  # -> (N, 32, 2, 2)
         gn.Flatten(),  # -> (N, 128)

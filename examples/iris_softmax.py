@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     fused, explicit = build(0, dtype=np.float64), build(0, True, dtype=np.float64)
     for twin in (fused, explicit):
         for p, q in zip(model.parameters(), twin.parameters(), strict=True):
-            q.data = p.data  # the setter copies (and upcasts) into q's own array
+            q.data = p.data.astype(np.float64)
     g_fused = gradients(fused, gn.SoftmaxCrossEntropy(), X_te, y_te)
     g_explicit = gradients(explicit, gn.CrossEntropy(), X_te, y_te)
     difference = float(np.max(np.abs(g_fused - g_explicit)))

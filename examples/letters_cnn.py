@@ -70,11 +70,11 @@ LOSSES = {
 def build(seed: int, softmax_output: bool = False) -> gn.Sequential:
     """The seed's network; softmax_output appends a Softmax layer (for MSE)."""
     layers = [
-        gn.Conv2D(1, 1, 3, padding="same"),  # (N, 1, 6, 6) -> (N, 1, 6, 6)
+        gn.Conv2D(1, 1, 3, padding="same", init="he_normal"),  # (N, 1, 6, 6) -> same
         gn.ReLU(),
         gn.MaxPool2D(3),  # (N, 1, 6, 6) -> (N, 1, 2, 2): the seed's 4 inputs
         gn.Flatten(),  # (N, 1, 2, 2) -> (N, 4)
-        gn.Dense(4, 2),  # h1, h2
+        gn.Dense(4, 2, init="uniform"),  # h1, h2 (PyTorch's init suits the sigmoid)
         gn.Sigmoid(),
         gn.Dense(2, 2),  # o1, o2 as logits: softmax comes with the loss
     ]

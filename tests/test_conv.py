@@ -388,28 +388,35 @@ def test_conv_weight_and_bias_shapes_follow_pytorch():
     assert [p.name for p in layer.parameters()] == ["weight", "bias"]
 
 
-def test_conv_skips_the_input_gradient_when_told_and_keeps_the_others(rng):
+def test_conv_backward_params_skips_the_input_gradient_and_keeps_the_others(rng):
     x = rng.normal(size=(2, 2, 5, 5))
     layer = make_conv(rng, 2, 3, 3, 1, 1)
     dout = rng.normal(size=layer.forward(x).shape)
-    assert layer.backward(dout) is not None
+    assert layer.backward(dout).shape == x.shape
     expected = [p.grad.copy() for p in layer.parameters()]
-    layer.input_grad = False
-    assert layer.backward(dout) is None
+    for p in layer.parameters():
+        p.grad = np.zeros(p.shape)
+    assert layer.backward_params(dout) is None
     for p, g in zip(layer.parameters(), expected, strict=True):
         np.testing.assert_array_equal(p.grad, g)
 
 
-def test_sequential_gives_conv_he_init_before_relu_and_glorot_otherwise():
-    relu = gn.Sequential(gn.Conv2D(16, 64, 3), gn.ReLU(), seed=0)
-    w = relu[0].weight.data
-    assert w.std() == pytest.approx(np.sqrt(2.0 / (16 * 9)), rel=0.05)  # He normal
-    tanh = gn.Sequential(gn.Conv2D(16, 64, 3), gn.Tanh(), seed=0)
-    limit = np.sqrt(6.0 / (16 * 9 + 64 * 9))  # Glorot uniform
-    w = tanh[0].weight.data
-    assert np.abs(w).max() <= limit
-    assert w.std() == pytest.approx(limit / np.sqrt(3.0), rel=0.05)
-    assert not relu[0].bias.data.any()
+@pytest.mark.parametrize(
+    "init, following, std",
+    [
+        (None, gn.ReLU, np.sqrt(2.0 / (16 * 9 + 64 * 9))),  # Glorot: the default
+        (None, gn.Tanh, np.sqrt(2.0 / (16 * 9 + 64 * 9))),
+        ("he_normal", gn.ReLU, np.sqrt(2.0 / (16 * 9))),  # He, as asked
+        ("he_normal", gn.Tanh, np.sqrt(2.0 / (16 * 9))),
+    ],
+)
+def test_conv_init_is_its_own_whatever_follows(init, following, std):
+    model = gn.Sequential(gn.Conv2D(16, 64, 3, init=init), following(), seed=0)
+    w = model[0].weight.data
+    assert w.std() == pytest.approx(std, rel=0.05)
+    if init is None:  # Glorot uniform stays inside its limit
+        assert np.abs(w).max() <= np.sqrt(6.0 / (16 * 9 + 64 * 9))
+    assert not model[0].bias.data.any()
 
 
 def test_flatten_orders_channel_then_row_then_column(rng):

@@ -116,11 +116,11 @@ def test_readme_core_tour_snippets_run_in_order(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "following, init_bias",
-    [(gn.Sigmoid, True), (gn.Softmax, True), (gn.Tanh, False), (gn.ReLU, False)],
+    "activation, init_bias",
+    [("sigmoid", True), ("softmax", True), ("tanh", False), ("relu", False)],
 )
-def test_default_dense_init_follows_the_next_layer(following, init_bias):
-    model = gn.Sequential(gn.Dense(16, 32), following(), seed=0, dtype=np.float64)
+def test_from_sizes_init_follows_the_next_layer(activation, init_bias):
+    model = gn.Sequential.from_sizes([16, 32], [activation], seed=0, dtype=np.float64)
     weight, bias = model[0].weight.data, model[0].bias.data
     if init_bias:  # PyTorch's Linear default: weight and bias in +-1/sqrt(fan_in)
         assert np.abs(weight).max() <= 0.25 and np.abs(bias).max() <= 0.25

@@ -117,3 +117,14 @@ def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndar
             f"{labels.min()} to {labels.max()}"
         )
     return labels
+
+
+def check_float_dtype(owner: str, dtype) -> np.dtype:
+    """np.dtype(dtype) if float32 or float64; else ConfigError naming owner."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ConfigError(f"{owner}: dtype must be float32 or float64, got {dtype!r}")
+    return dt

@@ -43,28 +43,6 @@ from glassnet.train.optimizers import OPTIMIZERS, Optimizer
 __all__ = ["GlassClassifier", "GlassRegressor"]
 
 
-def _reattach(optimizer: Optimizer) -> None:
-    """Bind the optimizer again when its parameters left its flat buffer.
-
-    Pickling or deep-copying a fitted estimator copies every parameter array on
-    its own (a read-only memory map may even hold them), so they no longer share
-    memory with the optimizer's flat buffer, and training would update the buffer
-    and leave the weights unchanged. Binding again gathers them into a fresh
-    buffer; the optimizer state (Adam moments, step count) is carried over.
-    """
-    params, data = optimizer.params, getattr(optimizer, "_data", None)
-    if not params or data is None:
-        return
-    if np.shares_memory(params[0].data, data) and data.flags.writeable:
-        return
-    state = {k: np.array(v) for k, v in optimizer.state_arrays().items()}
-    t = optimizer.t
-    optimizer.bind(params)  # resets t and the state, restored below
-    for key, value in optimizer.state_arrays().items():
-        value[...] = state[key]
-    optimizer.t = t
-
-
 def _seed_from(random_state) -> int | None:
     """An int seed for Sequential from scikit-learn's random_state convention.
 
@@ -241,7 +219,6 @@ class _GlassEstimator(BaseEstimator):
         self.n_iter_ = 0
 
     def _train(self, X, targets, epochs: int, early_stopping: bool) -> None:
-        _reattach(self.optimizer_)
         callbacks = []
         if early_stopping:
             callbacks.append(

@@ -7,7 +7,7 @@ derivative applied to the pre-activation, a bias averaged or summed over the
 wrong axis, a transposed weight gradient, a matrix product where a Hadamard
 product belongs, ...); a mistake whose result equals the wrong gradient is
 named. Report-level patterns (only the biases wrong, gradients that accumulate
-instead of being replaced) and shape hints live here too.
+instead of being replaced) live here too; shape hints live with Parameter.
 """
 
 import itertools
@@ -226,22 +226,3 @@ ACCUMULATES = (
     "batch doubled this gradient, so training sums the gradients of every step "
     "(glassnet's contract: assign p.grad = ..., never p.grad += ...)"
 )
-
-
-def shape_hint(got: tuple, expected: tuple) -> str:
-    """Why a gradient of shape `got` cannot be the gradient of a `expected` tensor."""
-    got, expected = tuple(got), tuple(expected)
-    if len(got) == 2 and got == expected[::-1]:
-        return (
-            "; it is the transpose: for out = x @ W the gradient is x.T @ dout, "
-            "which has W's shape"
-        )
-    if len(got) == len(expected) + 1 and got[1:] == expected:
-        return (
-            f"; one row per example was kept: a tensor broadcast over the batch sums "
-            f"its gradient over axis 0 (dout.sum(axis=0) has shape {expected})"
-        )
-    if len(got) == 2 and len(expected) == 1 and expected[0] in got:
-        axis = got.index(expected[0])
-        return f"; sum over axis {1 - axis}, the batch, to get shape {expected}"
-    return ""

@@ -33,6 +33,7 @@ from glassnet.check import diagnosis as diagnose
 from glassnet.errors import ArgumentTypeError, ShapeError
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
+from glassnet.nn.parameter import shape_hint
 
 _ROUNDING = 8 * np.finfo(np.float64).eps  # per unit of |f|
 _NOISE_POINTS = 16  # evaluations of f (one of them f0) that measure its noise
@@ -306,11 +307,7 @@ def _check_tensor(
             False,
             f"the analytic gradient has {got}, expected {value.shape} "
             "(a gradient always has the shape of what it differentiates)"
-            + (
-                ""
-                if analytic is None
-                else diagnose.shape_hint(np.shape(analytic), value.shape)
-            ),
+            + ("" if analytic is None else shape_hint(np.shape(analytic), value.shape)),
         )
     analytic = np.asarray(analytic, np.float64)
     total = value.size
@@ -435,12 +432,8 @@ def _to_float64(target: Layer) -> Layer:
     """A deep copy of target with every parameter in float64."""
     clone = copy.deepcopy(target)
     for p in clone.parameters():
-        data = np.array(p.data, dtype=np.float64)
-        p._rebind(data, np.zeros_like(data))
-    layers = getattr(clone, "layers", [clone])
-    for layer in layers:
-        if getattr(layer, "input_grad", True) is False:
-            layer.input_grad = True
+        p.data = np.array(p.data, dtype=np.float64)
+        p.grad = np.zeros(p.shape)
     if hasattr(clone, "dtype"):
         clone.dtype = np.dtype(np.float64)
     return clone

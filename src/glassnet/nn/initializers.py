@@ -1,10 +1,10 @@
 """Weight initialisers: Glorot (Xavier), He (Kaiming) and plain uniform.
 
 Each takes the weight's fan-in and fan-out and returns an array of `shape`.
-Sequential picks one per Dense layer from the activation that follows it:
-He for ReLU and LeakyReLU (He et al., 2015), "uniform" (PyTorch's default,
-bias drawn too) for Sigmoid and Softmax, Glorot otherwise (tanh, linear), as
-recommended by Glorot & Bengio (2010). Sequential's docstring says why.
+A layer names its own (Dense(..., init="he_normal")); Dense and Conv2D default
+to Glorot, recommended for tanh and linear layers by Glorot & Bengio (2010); He
+(He et al., 2015) suits ReLU and LeakyReLU; "uniform" is PyTorch's default.
+Sequential.from_sizes picks one per layer from the activation that follows it.
 """
 
 import numpy as np
@@ -57,3 +57,11 @@ def get_initializer(name: str):
         known = ", ".join(sorted(INITIALIZERS))
         raise ConfigError(f"unknown initializer {name!r}; known initializers: {known}")
     return INITIALIZERS[name]
+
+
+def generator_from_state(state: dict) -> np.random.Generator:
+    """A new Generator whose bit generator is in `state` (a bit_generator.state
+    dict): it draws the same numbers again as the generator the state came from."""
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)

@@ -8,131 +8,97 @@ from glassnet.errors import ShapeError
 class Parameter:
     """A trainable array and its gradient, kept side by side.
 
-    `data` and `grad` always have the same shape and dtype. Assigning to either
-    copies into the existing array rather than rebinding it: an optimizer may have
-    gathered every parameter of a model into one flat buffer (see `flatten`), and
-    the parameter's arrays are views into it. So `p.grad = x.T @ dout` in a custom
-    layer works as expected, and a shape mistake is reported by name.
+    `data` and `grad` always have the same shape and dtype. Reading gives the
+    array; assigning binds the new array (after np.asarray), as for any attribute:
+
+        p.grad = x.T @ dout        # p.grad is now that array
+        p.data = p.data * 0.5      # so is p.data; its grad follows a dtype change
+
+    A gradient is cast to the data's dtype; an array of another shape raises
+    ShapeError naming the parameter (with a hint for the classic mistakes).
+    Optimizers update `p.data` in place; backward replaces or fills `p.grad`.
+
+    A parameter that comes back from pickle or a copy owns writable arrays, even
+    when the arrays it was sent with were read-only (Ray) or borrowed from a
+    buffer (pickle protocol 5 out of band, as dask sends them).
     """
 
-    __slots__ = ("_data", "_grad", "name")
+    # data and grad are plain slots, read at attribute speed (layers read them
+    # every step); __setattr__ checks what is assigned to them.
+    __slots__ = ("data", "grad", "name")
 
     def __init__(self, data: np.ndarray, name: str) -> None:
-        self._data = np.array(data, copy=True)
-        self._grad = np.zeros_like(self._data)
+        data = np.array(data, copy=True)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "grad", np.zeros_like(data))
         self.name = name
 
-    @property
-    def data(self) -> np.ndarray:
-        return self._data
+    def __setattr__(self, attr: str, value) -> None:
+        if attr == "data":
+            value = np.asarray(value)
+            self._check_shape(value, "data")
+            if value.dtype != self.grad.dtype:  # grad follows: same dtype, always
+                object.__setattr__(self, "grad", self.grad.astype(value.dtype))
+        elif attr == "grad":
+            value = np.asarray(value, dtype=self.data.dtype)
+            self._check_shape(value, "grad")
+        object.__setattr__(self, attr, value)
 
-    @data.setter
-    def data(self, value) -> None:
-        self._assign(self._data, value, "data")
-
-    @property
-    def grad(self) -> np.ndarray:
-        return self._grad
-
-    @grad.setter
-    def grad(self, value) -> None:
-        self._assign(self._grad, value, "grad")
-
-    def _assign(self, target: np.ndarray, value, what: str) -> None:
-        value = np.asarray(value)
-        if value.shape != target.shape:
-            from glassnet.check.diagnosis import (
-                shape_hint,  # why, for the classic mistakes
-            )
-
+    def _check_shape(self, value: np.ndarray, what: str) -> None:
+        expected = self.data.shape
+        if value.shape != expected:
             raise ShapeError(
-                f"parameter {self.name!r}: {what} must have shape {target.shape}, "
-                f"got {value.shape}" + shape_hint(value.shape, target.shape)
+                f"parameter {self.name!r}: {what} must have shape {expected}, "
+                f"got {value.shape}" + shape_hint(value.shape, expected)
             )
-        target[...] = value
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+        return self.data.shape
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return self.data.size
 
-    def _rebind(self, data: np.ndarray, grad: np.ndarray) -> None:
-        """Point this parameter at new arrays (used by flatten and dtype casts)."""
-        self._data, self._grad = data, grad
+    def __getstate__(self) -> dict:
+        return {"data": self.data, "grad": self.grad, "name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "data", _owned(state["data"]))
+        object.__setattr__(self, "grad", _owned(state["grad"]))
+        object.__setattr__(self, "name", state["name"])
 
     def __repr__(self) -> str:
-        shape, dtype = self._data.shape, self._data.dtype
+        shape, dtype = self.data.shape, self.data.dtype
         return f"Parameter({self.name!r}, shape={shape}, dtype={dtype})"
 
 
-def _flat_span(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return (data, grad) 1-D views spanning params if they already lie back to back
-    in one flat buffer, in order; otherwise None."""
-    first = params[0]
-    base, gbase = first._data.base, first._grad.base
-    if base is None or gbase is None or base.ndim != 1 or gbase.ndim != 1:
-        return None
-    start = (
-        first._data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-    )
-    item = base.itemsize
-    offset = start
-    for p in params:
-        if p._data.base is not base or p._grad.base is not gbase:
-            return None
-        if not (p._data.flags.c_contiguous and p._grad.flags.c_contiguous):
-            return None
-        here = (
-            p._data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        )
-        ghere = (
-            p._grad.__array_interface__["data"][0]
-            - gbase.__array_interface__["data"][0]
-        )
-        if here != offset or ghere != offset:
-            return None
-        offset += p._data.nbytes
-    lo, hi = start // item, offset // item
-    return base[lo:hi], gbase[lo:hi]
+def _owned(a) -> np.ndarray:
+    """a itself if it is a writable array owning its memory, else a copy.
 
-
-def flatten(params: list[Parameter]) -> tuple[np.ndarray, np.ndarray]:
-    """Gather params into one flat data buffer and one flat grad buffer.
-
-    Returns (data, grad), 1-D arrays of length sum(p.size). Afterwards each
-    parameter's data and grad are views into them, so an optimizer updates every
-    parameter with a few whole-buffer operations instead of a loop of small ones
-    (the loop's per-call overhead dominates at small sizes). Parameters that are
-    already laid out this way are left alone, so two optimizers over the same model
-    share buffers. All parameters must share one dtype.
+    Unpickled arrays may be read-only (Ray) or views of the pickle's buffers
+    (protocol 5 out of band, as dask sends them, possibly the sender's memory).
     """
-    params = list(params)
-    if not params:
-        empty = np.zeros(0)
-        return empty, empty.copy()
-    dtypes = {p._data.dtype for p in params}
-    if len(dtypes) != 1:
-        names = ", ".join(f"{p.name}:{p._data.dtype}" for p in params)
-        raise ShapeError(
-            f"parameters must share one dtype to be optimized, got {names}"
+    a = np.asarray(a)
+    if a.flags.owndata and a.flags.writeable:
+        return a
+    return a.copy()
+
+
+def shape_hint(got: tuple, expected: tuple) -> str:
+    """Why a gradient of shape `got` cannot be the gradient of a `expected` tensor."""
+    got, expected = tuple(got), tuple(expected)
+    if len(got) == 2 and got == expected[::-1]:
+        return (
+            "; it is the transpose: for out = x @ W the gradient is x.T @ dout, "
+            "which has W's shape"
         )
-    span = _flat_span(params)
-    if span is not None:
-        return span
-    total = sum(p.size for p in params)
-    dtype = dtypes.pop()
-    data, grad = np.empty(total, dtype=dtype), np.empty(total, dtype=dtype)
-    offset = 0
-    for p in params:
-        n = p.size
-        data[offset : offset + n] = p._data.ravel()
-        grad[offset : offset + n] = p._grad.ravel()
-        p._rebind(
-            data[offset : offset + n].reshape(p.shape),
-            grad[offset : offset + n].reshape(p.shape),
+    if len(got) == len(expected) + 1 and got[1:] == expected:
+        return (
+            f"; one row per example was kept: a tensor broadcast over the batch sums "
+            f"its gradient over axis 0 (dout.sum(axis=0) has shape {expected})"
         )
-        offset += n
-    return data, grad
+    if len(got) == 2 and len(expected) == 1 and expected[0] in got:
+        axis = got.index(expected[0])
+        return f"; sum over axis {1 - axis}, the batch, to get shape {expected}"
+    return ""

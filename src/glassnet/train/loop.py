@@ -40,15 +40,16 @@ from glassnet.train.optimizers import get_optimizer
 class Trainer:
     """forward, loss, backward, update: one step on one batch, prepared once.
 
-    Binding the optimizer (one flat parameter buffer) and telling the first layer
-    to skip dL/dx happen here, once, so `step` does nothing a hand-written loop
-    would not. Inputs are trusted: fit validates them before the first step.
+    What can be decided once is decided here, so `step` does nothing a
+    hand-written loop would not: the layers to run, a final Softmax fused into
+    the loss, and the first layer's backward_params (the data needs no dL/dx).
+    The optimizer is called through its public step. Inputs are trusted: fit
+    validates them before the first step.
     """
 
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        params = model.parameters()
-        optimizer.ensure_bound(params)
+        self.params = model.parameters()
         self.layers = list(model.layers)
         self._step_loss, self._fused_softmax = loss, False
         last = self.layers[-1] if self.layers else None
@@ -60,20 +61,17 @@ class Trainer:
             self.layers.pop()
             self._step_loss = SoftmaxCrossEntropy(loss.reduction)
             self._fused_softmax = True
-        self.reversed_layers = self.layers[::-1]
+        self._backward_layers = self.layers[:0:-1]  # all but the first, last first
+        self._first_backward = (
+            self.layers[0].backward_params if self.layers else _no_gradient
+        )
 
     def __enter__(self) -> "Trainer":
         self.model.set_training(True)
-        first = self.layers[0] if self.layers else None
-        self._first_input_grad = getattr(first, "input_grad", None)
-        if self._first_input_grad is not None:
-            first.input_grad = False  # the data needs no gradient
         return self
 
     def __exit__(self, *exc) -> None:
         self.model.set_training(False)
-        if self._first_input_grad is not None:
-            self.layers[0].input_grad = self._first_input_grad
 
     def step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One update on the batch (x, y); returns the batch loss before the update."""
@@ -82,11 +80,10 @@ class Trainer:
         loss = self._step_loss
         value = loss.forward(x, y)
         dout = loss.backward()
-        for layer in self.reversed_layers:
+        for layer in self._backward_layers:
             dout = layer.backward(dout)
-        optimizer = self.optimizer
-        optimizer.t += 1
-        optimizer._update(optimizer._data, optimizer._grad)
+        self._first_backward(dout)  # parameter gradients only: x is the data
+        self.optimizer.step(self.params)
         self._last_x = x
         return value
 
@@ -96,6 +93,10 @@ class Trainer:
         if self._fused_softmax:
             return self._step_loss._cache[0]  # the probabilities of the fused loss
         return self._last_x
+
+
+def _no_gradient(dout: np.ndarray) -> None:
+    """The first layer's backward_params for a model without layers."""
 
 
 def fit(
@@ -169,7 +170,7 @@ def fit(
     # A diverging run ends in TrainingDivergedError; NumPy's overflow warnings on
     # the way there would only repeat it.
     with trainer, np.errstate(over="ignore", invalid="ignore"):
-        finite = _FiniteWeights(model.parameters())
+        finite = _FiniteWeights(trainer.params)  # the Trainer's walk, done once
         for epoch in range(run.initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, logs)

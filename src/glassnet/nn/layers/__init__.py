@@ -2,11 +2,15 @@
 
 from glassnet.nn.layers.activations import (
     ACTIVATIONS,
+    ELU,
+    GELU,
     Identity,
     LeakyReLU,
     ReLU,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
     make_activation,
 )
@@ -15,26 +19,46 @@ from glassnet.nn.layers.concat import Concat
 from glassnet.nn.layers.conv2d import Conv2D
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.layers.dropout import Dropout
+from glassnet.nn.layers.embedding import Embedding
 from glassnet.nn.layers.flatten import Flatten
+from glassnet.nn.layers.global_pooling import (
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+)
+from glassnet.nn.layers.normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from glassnet.nn.layers.pooling import AvgPool2D, MaxPool2D
 from glassnet.nn.layers.residual import Residual
 
 __all__ = [
     "ACTIVATIONS",
     "AvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "Concat",
     "Conv2D",
     "Dense",
     "Dropout",
+    "ELU",
+    "Embedding",
     "Flatten",
+    "GELU",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
     "MaxPool2D",
     "ReLU",
     "Residual",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "make_activation",
 ]

@@ -1,5 +1,10 @@
 """Elementwise activations and Softmax, and the ACTIVATIONS registry.
 
+ReLU's family (ReLU, LeakyReLU), the squashing functions (Sigmoid, Tanh), the
+smooth activations of modern networks (GELU, SiLU/Swish, ELU, Softplus) and
+Softmax; each is also known by name (ACTIVATIONS), so Sequential(..., "gelu")
+and from_sizes(..., activations=["gelu"]) build it.
+
 An elementwise activation's Jacobian is diagonal, so backward is a Hadamard
 (elementwise) product dout * f'(x), never a matrix product. Softmax mixes the
 features of a row, so its backward applies a full K x K Jacobian per row.
@@ -8,7 +13,8 @@ features of a row, so its backward applies a full K x K Jacobian per row.
 import numpy as np
 
 from glassnet._kernels import sigmoid, softmax
-from glassnet._validation import check_in_range
+from glassnet._special import erfc
+from glassnet._validation import check_in_range, check_positive_float
 from glassnet.errors import ConfigError, ShapeError
 from glassnet.nn.layers.base import Layer
 
@@ -154,6 +160,199 @@ class Softmax(Layer):
         return tuple(input_shape)
 
 
+# -- smooth activations of modern networks ---------------------------------------
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) with full relative accuracy for any x: from exp(-|x|),
+    which cannot overflow. (Sigmoid's 0.5 * (1 + tanh(x / 2)) loses the tail:
+    at x = -30 it gives 0 where the answer is 9.4e-14, and x * sigmoid(x) in SiLU
+    would be 100 % wrong there.)"""
+    e = np.exp(-np.abs(x))  # in (0, 1]
+    out = np.where(x >= 0, 1.0, e).astype(e.dtype, copy=False)
+    out /= 1.0 + e
+    return out
+
+
+class GELU(Layer):
+    """Gaussian error linear unit: out = x * Phi(x). Shapes: any -> same.
+
+    Phi is the standard normal CDF, Phi(x) = (1 + erf(x / sqrt(2))) / 2, and
+    phi(x) = exp(-x^2 / 2) / sqrt(2 pi) its density.
+
+    approximate="none" (exact, PyTorch's default):
+        out = x Phi(x)
+        d out / dx = Phi(x) + x phi(x)
+    Phi is computed as erfc(-x / sqrt(2)) / 2 in float64 (glassnet._special, Cody's
+    rational approximations; NumPy has no erf), which keeps its relative accuracy
+    far into the negative tail, then cast to x's dtype.
+
+    approximate="tanh" (GPT-2, BERT), with u = sqrt(2 / pi) (x + 0.044715 x^3):
+        out = x (1 + tanh(u)) / 2
+        d out / dx = (1 + tanh(u)) / 2 + x (1 - tanh(u)^2) sqrt(2 / pi)
+                     (1 + 3 * 0.044715 x^2) / 2
+    The two differ by at most 4.7e-4 (near x = +-2.3 / 0.3; tests pin it).
+    The Jacobian is diagonal: backward is dout * d out / dx.
+    """
+
+    _KAPPA = 0.044715
+    _SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(
+                f'GELU: approximate must be "none" (exact, erf-based) or "tanh", '
+                f"got {approximate!r}"
+            )
+        self.approximate = approximate
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.approximate == "tanh":
+            inner = x * x
+            inner *= self._KAPPA
+            inner += 1.0
+            inner *= x
+            inner *= self._SQRT_2_OVER_PI  # u = sqrt(2/pi) (x + 0.044715 x^3)
+            t = np.tanh(inner)
+            self._cache = (x, t)
+            half = 0.5 * x
+            return half + half * t  # x (1 + tanh u) / 2
+        cdf = erfc(np.asarray(x, np.float64) * -np.sqrt(0.5))
+        cdf *= 0.5  # Phi(x), float64
+        cdf = cdf.astype(x.dtype, copy=False)
+        self._cache = (x, cdf)
+        return x * cdf
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x, saved = self._cached()
+        if self.approximate == "tanh":
+            t = saved
+            du = x * x
+            du *= 3.0 * self._KAPPA
+            du += 1.0
+            du *= self._SQRT_2_OVER_PI  # du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            local = 1.0 - t * t
+            local *= du
+            local *= x
+            local += 1.0 + t
+            local *= 0.5  # (1 + t) / 2 + x (1 - t^2) du/dx / 2
+            return dout * local
+        pdf = x * x
+        pdf *= -0.5
+        np.exp(pdf, out=pdf)
+        pdf *= 1.0 / np.sqrt(2.0 * np.pi)  # phi(x)
+        pdf *= x
+        pdf += saved  # Phi(x) + x phi(x)
+        return dout * pdf
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {"approximate": self.approximate}
+
+
+class SiLU(Layer):
+    """Sigmoid linear unit, also called Swish: out = x * s(x), s(x) = 1 / (1 + e^-x).
+
+    Shapes: any -> same.
+        d out / dx = s(x) + x s(x) (1 - s(x)) = s(x) (1 + x (1 - s(x)))
+    The Jacobian is diagonal: backward is dout * d out / dx. s(x) comes from
+    exp(-|x|), exact to the last bit in both tails.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        s = _logistic(x)
+        self._cache = (x, s)
+        return x * s
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x, s = self._cached()
+        local = 1.0 - s
+        local *= x
+        local += 1.0
+        local *= s  # s (1 + x (1 - s))
+        local *= dout
+        return local
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class ELU(Layer):
+    """Exponential linear unit. Shapes: any -> same.
+
+        out = x                    if x > 0
+              alpha (e^x - 1)      otherwise
+        d out / dx = 1             if x > 0
+                     alpha e^x     otherwise (= out + alpha)
+
+    alpha (default 1.0, as in PyTorch) is the value out approaches as x -> -inf.
+    e^x - 1 is computed with expm1, exact near 0. At x = 0 the derivative is taken
+    as alpha (PyTorch's choice); with alpha = 1 the function is C^1 there.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        check_positive_float("ELU", alpha=alpha)
+        self.alpha = float(alpha)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        positive = x > 0.0
+        negative_part = np.expm1(np.minimum(x, 0.0))  # e^x - 1 for x <= 0; no overflow
+        negative_part *= self.alpha
+        self._cache = (positive, negative_part)
+        return np.where(positive, x, negative_part).astype(x.dtype, copy=False)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        positive, negative_part = self._cached()
+        local = negative_part + self.alpha  # alpha e^x = alpha (e^x - 1) + alpha
+        local[positive] = 1.0
+        local *= dout
+        return local
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {"alpha": self.alpha}
+
+
+class Softplus(Layer):
+    """A smooth ReLU: out = log(1 + exp(beta x)) / beta. Shapes: any -> same.
+
+        d out / dx = s(beta x) = 1 / (1 + exp(-beta x))
+    As in PyTorch, where beta x > threshold (default 20) the layer is linear,
+    out = x and d out / dx = 1: there log(1 + e^(beta x)) equals beta x to
+    within 2e-9 relative (float32 cannot tell them apart). Below, log(1 + e^z)
+    is computed as max(z, 0) + log1p(e^-|z|), which never overflows.
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        check_positive_float("Softplus", beta=beta, threshold=threshold)
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z = x * self.beta
+        linear = z > self.threshold
+        soft = np.logaddexp(0.0, z)  # log(1 + e^z), stable for any z
+        soft /= self.beta
+        self._cache = (z, linear)
+        return np.where(linear, x, soft).astype(x.dtype, copy=False)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        z, linear = self._cached()
+        local = _logistic(z)
+        local[linear] = 1.0
+        local *= dout
+        return local
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+
 ACTIVATIONS = {
     "identity": Identity,
     "linear": Identity,
@@ -162,6 +361,11 @@ ACTIVATIONS = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "softmax": Softmax,
+    "gelu": GELU,
+    "silu": SiLU,
+    "swish": SiLU,
+    "elu": ELU,
+    "softplus": Softplus,
 }
 
 

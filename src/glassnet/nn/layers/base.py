@@ -61,6 +61,14 @@ class Layer:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must define backward(dout)")
 
+    def backward_params(self, dout: np.ndarray) -> None:
+        """backward without dL/dx: stores dL/d(parameter) in every parameter's .grad
+        and returns nothing. Training calls it for the model's first layer, whose
+        input is the data, which needs no gradient. The default calls backward and
+        drops the result; a layer whose dL/dx is costly (Dense, Conv2D) overrides it
+        to skip that product."""
+        self.backward(dout)
+
     def parameters(self) -> list[Parameter]:
         """Every Parameter of this layer and of the layers inside it, in a stable
         order (the order of named_parameters()). A leaf layer may override this
@@ -208,19 +216,16 @@ class Layer:
         return self._cache
 
     # Hooks Sequential uses; a custom layer may ignore them.
-    def initialize(
-        self, rng: np.random.Generator, dtype, init: str | None = None
-    ) -> None:
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
         """Fill in what the layer left unset: draw weights from `rng` and take
         `dtype`, unless the layer was given its own. The default moves the
         layer's own float parameters to `dtype` (a custom layer's NumPy arrays
         join the model's) and passes the call on to the children."""
         for p in self.own_parameters():
             if p.data.dtype != dtype and p.data.dtype.kind == "f":
-                data = p.data.astype(dtype)
-                p._rebind(data, np.zeros_like(data))
+                p.data = p.data.astype(dtype)  # its grad follows the dtype
         for _, child in self.children():
-            child.initialize(rng, dtype, init)
+            child.initialize(rng, dtype)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
         """Shape of one sample's output given one sample's input shape (no batch

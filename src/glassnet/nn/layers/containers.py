@@ -39,16 +39,11 @@ class Sequential(Layer):
     never touched. dtype is float32 (fast, the default) or float64.
     A string among the layers is an activation name ("tanh", "relu", ...).
 
-    Each Dense layer without an explicit init is initialised from the layer that
-    follows it: He (normal, zero bias) before ReLU or LeakyReLU; before Sigmoid or
-    Softmax, PyTorch's Linear default "uniform": weight and bias both drawn from
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Glorot (uniform, zero bias) otherwise
-    (tanh, linear, logits). Glorot's variance argument assumes a zero-centred
-    activation with slope 1 at 0 (tanh), which sigmoid is not; the smaller
-    fan-in scale and random biases (which keep every unit's initial boundary
-    from passing through the origin) train the seed's 2-2-2 sigmoid XOR network
-    to 44/50 seeds, against 38/50 with Glorot and zero biases (PyTorch: 43/50;
-    examples/xor.py).
+    Initialisation belongs to the layers: each is asked to fill in what it left
+    unset (layer.initialize(model.rng, model.dtype)), so a layer given its own
+    init, rng or dtype keeps them, and a Dense or Conv2D without an init uses its
+    default, Glorot; pass init="he_normal" for a layer followed by ReLU.
+    from_sizes chooses each layer's init from the activation after it.
     """
 
     def __init__(self, *layers, seed: int | None = None, dtype=None) -> None:
@@ -73,15 +68,8 @@ class Sequential(Layer):
         self._initialize()
 
     def _initialize(self) -> None:
-        for i, layer in enumerate(self.layers):
-            following = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if isinstance(following, (ReLU, LeakyReLU)):
-                init = "he_normal"
-            elif isinstance(following, (Sigmoid, Softmax)):
-                init = "uniform"  # PyTorch's Linear default, bias included
-            else:
-                init = "glorot_uniform"
-            layer.initialize(self.rng, self.dtype, init)
+        for layer in self.layers:
+            layer.initialize(self.rng, self.dtype)
 
     @classmethod
     def from_sizes(
@@ -97,6 +85,17 @@ class Sequential(Layer):
             Sequential.from_sizes([2, 2, 2], activations=["sigmoid", "softmax"])
 
         builds Dense(2, 2), Sigmoid(), Dense(2, 2), Softmax(). Use "linear" for none.
+
+        Each Dense gets the init that suits the activation after it: He (normal,
+        zero bias) before ReLU or LeakyReLU; before Sigmoid or Softmax, PyTorch's
+        Linear default "uniform": weight and bias both drawn from
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Glorot (uniform, zero bias) otherwise
+        (tanh, linear, logits). Glorot's variance argument assumes a zero-centred
+        activation with slope 1 at 0 (tanh), which sigmoid is not; the smaller
+        fan-in scale and random biases (which keep every unit's initial boundary
+        from passing through the origin) train the seed's 2-2-2 sigmoid XOR
+        network to 44/50 seeds, against 38/50 with Glorot and zero biases
+        (PyTorch: 43/50; examples/xor.py).
         """
         sizes, activations = list(sizes), list(activations)
         if len(sizes) < 2:
@@ -108,9 +107,19 @@ class Sequential(Layer):
             )
         layers: list[Layer] = []
         for d, m, act in zip(sizes[:-1], sizes[1:], activations, strict=True):
-            layers.append(Dense(d, m, dtype=dtype))
-            if str(act).lower() not in ("linear", "identity"):
-                layers.append(make_activation(act))
+            name = str(act).lower()
+            activation = (
+                None if name in ("linear", "identity") else make_activation(act)
+            )
+            if isinstance(activation, (ReLU, LeakyReLU)):
+                init = "he_normal"
+            elif isinstance(activation, (Sigmoid, Softmax)):
+                init = "uniform"  # PyTorch's Linear default, bias included
+            else:
+                init = "glorot_uniform"
+            layers.append(Dense(d, m, init=init))
+            if activation is not None:
+                layers.append(activation)
         return cls(*layers, seed=seed, dtype=dtype)
 
     # -- the Layer contract ---------------------------------------------------
@@ -130,9 +139,15 @@ class Sequential(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
-            if dout is None:  # the first layer was told not to compute dL/dx
-                break
         return dout
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """backward without the model's dL/dx: the first layer gets
+        backward_params, every other layer backward."""
+        for layer in self.layers[:0:-1]:
+            dout = layer.backward(dout)
+        if self.layers:
+            self.layers[0].backward_params(dout)
 
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
@@ -142,7 +157,7 @@ class Sequential(Layer):
         self._training = bool(training)
         super().set_training(training)
 
-    def initialize(self, rng: np.random.Generator, dtype, init=None) -> None:
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
         """As a layer inside another model: take the outer model's generator and
         dtype for whatever this one left unset (its own seed and dtype win)."""
         # its own seed: drawn afresh, the weights equal those of the model alone

@@ -10,7 +10,7 @@ from glassnet._im2col import ConvGrid, same_padding
 from glassnet._kernels import column_sums, ones
 from glassnet._validation import _is_positive_int, check_positive_int
 from glassnet.errors import ConfigError, ShapeError
-from glassnet.nn.initializers import get_initializer
+from glassnet.nn.initializers import generator_from_state, get_initializer
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.parameter import Parameter
 
@@ -92,8 +92,10 @@ class Conv2D(Layer):
         dL/dbias   = sum of g over n and pixels          (F,)
         dL/dx      = col2im(weight.reshape(F, -1).T @ g): each pixel collects the
                      gradient of every window that read it.
-    init: an initializer name; None lets Sequential choose (He before ReLU). The
-    fans are fan_in = C*KH*KW and fan_out = F*KH*KW.
+    init: an initializer name, default "glorot_uniform" (he_normal suits a ReLU
+    that follows); the bias starts at zero. The fans are fan_in = C*KH*KW and
+    fan_out = F*KH*KW. rng, dtype: as for Dense, the layer's own when given (a
+    Sequential never replaces them), the model's when left None.
     """
 
     def __init__(
@@ -106,7 +108,7 @@ class Conv2D(Layer):
         *,
         init: str | None = None,
         rng: np.random.Generator | None = None,
-        dtype=np.float32,
+        dtype=None,
     ) -> None:
         check_positive_int(
             "Conv2D", in_channels=in_channels, out_channels=out_channels, stride=stride
@@ -123,20 +125,31 @@ class Conv2D(Layer):
         self.stride = int(stride)
         self.padding = padding if padding == "same" else int(padding)
         self.init = init
-        # False (set by fit for the first layer) skips dL/dx: the data needs none,
-        # and col2im is the most expensive part of backward.
-        self.input_grad = True
+        self._own_dtype = dtype is not None
+        # with its own rng, the layer keeps the generator's state to draw the same
+        # numbers again if a model changes only the dtype
+        self._own_rng = None if rng is None else rng.bit_generator.state
+        dtype = np.float32 if dtype is None else dtype
         shape = (self.out_channels, self.in_channels, KH, KW)
         self.weight = Parameter(np.zeros(shape, dtype), "weight")
         self.bias = Parameter(np.zeros(self.out_channels, dtype), "bias")
-        self.initialize(rng or np.random.default_rng(), dtype, None)
+        self._draw(rng if rng is not None else np.random.default_rng(), dtype)
 
-    def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
-        scheme = get_initializer(self.init or init or "glorot_uniform")
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
+        """Redraw from a model's `rng` unless this layer got its own generator;
+        take the model's `dtype` unless it got its own."""
+        dtype = self.weight.data.dtype if self._own_dtype else np.dtype(dtype)
+        if self._own_rng is None:
+            self._draw(rng, dtype)
+        elif dtype != self.weight.data.dtype:
+            self._draw(generator_from_state(self._own_rng), dtype)
+
+    def _draw(self, rng: np.random.Generator, dtype) -> None:
+        scheme = get_initializer(self.init or "glorot_uniform")
         F, C, (KH, KW) = self.out_channels, self.in_channels, self.kernel_size
-        w = scheme(rng, (F, C, KH, KW), C * KH * KW, F * KH * KW, dtype)
-        self.weight._rebind(w, np.zeros_like(w))
-        self.bias._rebind(np.zeros(F, dtype), np.zeros(F, dtype))
+        self.weight.data = scheme(rng, (F, C, KH, KW), C * KH * KW, F * KH * KW, dtype)
+        self.weight.grad = np.zeros((F, C, KH, KW), dtype)
+        self.bias.data, self.bias.grad = np.zeros(F, dtype), np.zeros(F, dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         grid = self._grid(x.shape)
@@ -149,21 +162,7 @@ class Conv2D(Layer):
         return grid.grid_to_output(out)  # (N, F, H_out, W_out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        grid, cols = self._cached()
-        g = grid.output_to_grid(dout)  # (N, F, L), L = H_out*W_grid; 0 on extra columns
-        # The transposed products cols[n] @ g[n].T (the long axis L inner in both
-        # operands, F the short output axis) run 1.4-2x faster in OpenBLAS than
-        # g[n] @ cols[n].T (cnn benchmark conv 2: 0.6-0.9 ms against 1.3-1.5 ms),
-        # and faster than one GEMM over the whole batch (1.0-1.2 ms).
-        dw_t = np.matmul(cols, g.transpose(0, 2, 1))  # (N, C*KH*KW, F)
-        dw_t = column_sums(dw_t.reshape(dw_t.shape[0], -1))  # (C*KH*KW * F,)
-        dw_t = dw_t.reshape(-1, self.out_channels)  # (C*KH*KW, F)
-        self.weight.grad = dw_t.T.reshape(self.weight.shape)  # (F, C, KH, KW)
-        # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
-        per_example = g @ ones(g.shape[2], g.dtype)  # (N, F, L) @ (L,) -> (N, F)
-        np.sum(per_example, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
-        if not self.input_grad:
-            return None
+        grid, g = self._parameter_grads(dout)
         # col2im fused with its matrix product: the pixels read by offset (i, j)
         # collect weight[:, :, i, j].T @ g. Adding each offset's (C, L*N) product
         # while it is in cache beats building all (C*KH*KW, L*N) columns first.
@@ -178,6 +177,28 @@ class Conv2D(Layer):
                 part = w_t[i, j] @ g_last  # (C, F) @ (F, L*N) -> (C, L*N)
                 target += part.reshape(target.shape)
         return grid.unpad_last(dflat)  # (N, C, H, W)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        # skips dL/dx (for the first layer): col2im is the costliest part of backward
+        self._parameter_grads(dout)
+
+    def _parameter_grads(self, dout: np.ndarray):
+        """Store dL/dweight and dL/dbias; return (grid, g) for dL/dx."""
+        grid, cols = self._cached()
+        g = grid.output_to_grid(dout)  # (N, F, L), L = H_out*W_grid; 0 on extra columns
+        # The transposed products cols[n] @ g[n].T (the long axis L inner in both
+        # operands, F the short output axis) run 1.4-2x faster in OpenBLAS than
+        # g[n] @ cols[n].T (cnn benchmark conv 2: 0.6-0.9 ms against 1.3-1.5 ms),
+        # and faster than one GEMM over the whole batch (1.0-1.2 ms).
+        dw_t = np.matmul(cols, g.transpose(0, 2, 1))  # (N, C*KH*KW, F)
+        dw_t = column_sums(dw_t.reshape(dw_t.shape[0], -1))  # (C*KH*KW * F,)
+        dw_t = dw_t.reshape(-1, self.out_channels)  # (C*KH*KW, F)
+        # written into the existing gradient array, not bound as a new one
+        np.copyto(self.weight.grad, dw_t.T.reshape(self.weight.shape))  # (F, C, KH, KW)
+        # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
+        per_example = g @ ones(g.shape[2], g.dtype)  # (N, F, L) @ (L,) -> (N, F)
+        np.sum(per_example, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
+        return grid, g
 
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]

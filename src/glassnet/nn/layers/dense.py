@@ -7,7 +7,7 @@ import numpy as np
 from glassnet._kernels import column_sums
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
-from glassnet.nn.initializers import get_initializer
+from glassnet.nn.initializers import generator_from_state, get_initializer
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.parameter import Parameter
 
@@ -25,11 +25,14 @@ class Dense(Layer):
         dL/dbias   = dout.sum(axis=0)  the bias was broadcast over N rows
         dL/dx      = dout @ weight.T   (N, M) @ (M, D) -> (N, D)
 
-    init: name of an initializer (see glassnet.nn.initializers); None lets Sequential
-    choose from the next activation (He before ReLU, "uniform" before Sigmoid or
-    Softmax, Glorot otherwise; see Sequential). The bias starts at zero, except
-    with "uniform", PyTorch's default, which draws it like the weight from
+    init: name of an initializer (see glassnet.nn.initializers), default
+    "glorot_uniform"; he_normal suits a ReLU that follows. The bias starts at zero,
+    except with "uniform", PyTorch's default, which draws it like the weight from
     U(-1/sqrt(in_features), 1/sqrt(in_features)).
+    rng, dtype: the generator the weights are drawn from and their dtype. Given,
+    they are the layer's own: a Sequential never replaces them. Left None, a model
+    supplies its own (Sequential(seed=..., dtype=...)); alone, the layer draws
+    from a fresh np.random.default_rng() in float32.
     """
 
     def __init__(
@@ -39,29 +42,40 @@ class Dense(Layer):
         *,
         init: str | None = None,
         rng: np.random.Generator | None = None,
-        dtype=np.float32,
+        dtype=None,
     ) -> None:
         check_positive_int("Dense", in_features=in_features, out_features=out_features)
         if init is not None:
             get_initializer(init)  # fail now on an unknown name
         self.in_features, self.out_features, self.init = in_features, out_features, init
-        # When False (set by fit for the first layer), backward skips dL/dx: the
-        # network input needs no gradient and the GEMM is a third of the layer's work.
-        self.input_grad = True
+        self._own_dtype = dtype is not None
+        # with its own rng, the layer keeps the generator's state to draw the same
+        # numbers again if a model changes only the dtype
+        self._own_rng = None if rng is None else rng.bit_generator.state
+        dtype = np.float32 if dtype is None else dtype
         self.weight = Parameter(np.zeros((in_features, out_features), dtype), "weight")
         self.bias = Parameter(np.zeros(out_features, dtype), "bias")
-        self.initialize(rng or np.random.default_rng(), dtype, None)
+        self._draw(rng if rng is not None else np.random.default_rng(), dtype)
 
-    def initialize(self, rng: np.random.Generator, dtype, init: str | None) -> None:
-        name = self.init or init or "glorot_uniform"
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
+        """Redraw from a model's `rng` unless this layer got its own generator;
+        take the model's `dtype` unless it got its own."""
+        dtype = self.weight.data.dtype if self._own_dtype else np.dtype(dtype)
+        if self._own_rng is None:
+            self._draw(rng, dtype)
+        elif dtype != self.weight.data.dtype:
+            self._draw(generator_from_state(self._own_rng), dtype)
+
+    def _draw(self, rng: np.random.Generator, dtype) -> None:
+        name = self.init or "glorot_uniform"
         scheme = get_initializer(name)
         D, M = self.in_features, self.out_features
-        w = scheme(rng, (D, M), D, M, dtype)
-        self.weight._rebind(w, np.zeros_like(w))
+        self.weight.data = scheme(rng, (D, M), D, M, dtype)
+        self.weight.grad = np.zeros((D, M), dtype)
         # "uniform" is PyTorch's Linear default, which draws the bias from the same
         # U(-1/sqrt(D), 1/sqrt(D)); every other scheme starts the bias at zero.
         b = scheme(rng, (M,), D, M, dtype) if name == "uniform" else np.zeros(M, dtype)
-        self.bias._rebind(b, np.zeros_like(b))
+        self.bias.data, self.bias.grad = b, np.zeros(M, dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -76,9 +90,13 @@ class Dense(Layer):
         np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
         # the sum over the batch as ones(N) @ dout: 2-4x faster than dout.sum(axis=0)
         column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
-        if not self.input_grad:
-            return None
         return dout @ self.weight.data.T  # (N, M) @ (M, D) -> (N, D)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        # backward without dL/dx (for the first layer): a third of the work saved
+        x = self._cached()
+        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
+        column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
 
     def parameters(self) -> list[Parameter]:
         return [self.weight, self.bias]

@@ -32,9 +32,7 @@ class Dropout(Layer):
         self._own_rng = rng is not None
         self.rng = rng if rng is not None else np.random.default_rng()
 
-    def initialize(
-        self, rng: np.random.Generator, dtype, init: str | None = None
-    ) -> None:
+    def initialize(self, rng: np.random.Generator, dtype) -> None:
         if not self._own_rng:  # a generator given to the layer is never replaced
             self.rng = rng  # the model's: one seed reproduces the whole run
 
