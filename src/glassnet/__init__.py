@@ -140,8 +140,9 @@ __all__ = [
 ]
 
 # Submodules with optional dependencies, imported on first attribute access so that
-# `import glassnet` needs NumPy alone: gn.plot (matplotlib), gn.sklearn (scikit-learn).
-_LAZY_SUBMODULES = {"plot", "sklearn"}
+# `import glassnet` needs NumPy alone: gn.plot (matplotlib), gn.sklearn (scikit-learn),
+# gn.export (torch and onnx, themselves imported only when a function needs them).
+_LAZY_SUBMODULES = {"export", "plot", "sklearn"}
 
 
 # Report functions, loaded on first use from glassnet.reports: explain, gradient_flow.

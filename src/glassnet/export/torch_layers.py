@@ -1,0 +1,613 @@
+"""glassnet layers to torch.nn modules and back: one small converter per class.
+
+TO_TORCH maps a glassnet layer class to a function (layer, convert) -> nn.Module
+that builds the module and copies the weights; convert(child, name) converts a
+layer held inside (containers). FROM_TORCH maps a torch.nn module class to a
+function (module, site) -> glassnet Layer; site.check refuses the options
+glassnet does not have, site.load copies the weights once the model is built,
+site.convert converts a child module.
+
+Lookups use the exact class: a subclass may change forward, so it is not taken
+for its parent. A layer added to glassnet adds its two rows here (and one to
+onnx_layers.TO_ONNX); tests/test_export_torch.py fails for a layer class that
+has neither rows nor a line in the README's list of what does not export.
+
+This module imports torch: glassnet.export loads it on first use.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import skip_init
+
+from glassnet.errors import ArgumentTypeError, ConfigError
+from glassnet.export import _torch_modules as tm
+from glassnet.export._common import (
+    check_model,
+    float_dtype,
+    input_shape_for,
+    model_dtype,
+    takes_ids,
+)
+from glassnet.io._atomic import atomic_open
+from glassnet.nn.layers import (
+    ELU,
+    GELU,
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.containers import Sequential
+
+TO_TORCH: dict[type, Callable] = {}
+FROM_TORCH: dict[type, Callable] = {}
+
+
+def exports(*classes: type):
+    """Register the decorated function as the torch converter of glassnet classes."""
+
+    def register(fn: Callable) -> Callable:
+        for cls in classes:
+            TO_TORCH[cls] = fn
+        return fn
+
+    return register
+
+
+def imports(*classes: type):
+    """Register the decorated function as the importer of torch module classes."""
+
+    def register(fn: Callable) -> Callable:
+        for cls in classes:
+            FROM_TORCH[cls] = fn
+        return fn
+
+    return register
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _empty(cls, *args, like: np.ndarray | None = None, **kwargs) -> nn.Module:
+    """cls(*args, **kwargs) in like's dtype, without drawing initial weights:
+    they are overwritten at once, and torch's global generator stays untouched."""
+    dtype = torch.float32 if like is None else module_dtype(like.dtype)
+    return skip_init(cls, *args, dtype=dtype, **kwargs)
+
+
+def _fill(module: nn.Module, **arrays: np.ndarray) -> nn.Module:
+    """Copy NumPy arrays into the module's parameters and buffers, by name."""
+    with torch.no_grad():
+        for name, array in arrays.items():
+            getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(array)))
+    return module
+
+
+def torch_name(cls: type) -> str:
+    """torch.nn.Conv2d rather than torch.nn.modules.conv.Conv2d."""
+    if getattr(nn, cls.__name__, None) is cls:
+        return f"torch.nn.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _square(value):
+    """An int for (k, k) or k; a pair that differs stays a pair (glassnet's
+    constructors then accept it or say why not)."""
+    if isinstance(value, (tuple, list)):
+        return value[0] if len(set(value)) == 1 else tuple(value)
+    return value
+
+
+# -- glassnet -> torch ----------------------------------------------------------------
+
+
+@exports(Dense)
+def _dense(layer: Dense, convert) -> nn.Module:
+    w = layer.weight.data
+    linear = _empty(nn.Linear, layer.in_features, layer.out_features, like=w)
+    return _fill(linear, weight=w.T, bias=layer.bias.data)  # (in, out) -> (out, in)
+
+
+@exports(Conv2D)
+def _conv2d(layer: Conv2D, convert) -> nn.Module:
+    w = layer.weight.data
+    sizes = (layer.in_channels, layer.out_channels, layer.kernel_size)
+    if layer.padding == "same" and layer.stride != 1:  # torch refuses this one
+        conv = _empty(tm.SamePadConv2d, *sizes, stride=layer.stride, like=w)
+    else:
+        conv = _empty(
+            nn.Conv2d, *sizes, stride=layer.stride, padding=layer.padding, like=w
+        )
+    return _fill(conv, weight=w, bias=layer.bias.data)  # both (F, C, KH, KW)
+
+
+@exports(MaxPool2D)
+def _maxpool2d(layer: MaxPool2D, convert) -> nn.Module:
+    return nn.MaxPool2d(layer.kernel_size, layer.stride)
+
+
+@exports(AvgPool2D)
+def _avgpool2d(layer: AvgPool2D, convert) -> nn.Module:
+    return nn.AvgPool2d(layer.kernel_size, layer.stride)
+
+
+_SIMPLE = {
+    Identity: nn.Identity,
+    Flatten: nn.Flatten,  # start_dim=1, end_dim=-1: glassnet's (N, ...) -> (N, -1)
+    Sigmoid: nn.Sigmoid,
+    Tanh: nn.Tanh,
+    ReLU: nn.ReLU,
+    SiLU: nn.SiLU,
+    GlobalAvgPool1D: tm.GlobalAvgPool1d,
+    GlobalAvgPool2D: tm.GlobalAvgPool2d,
+    GlobalMaxPool1D: tm.GlobalMaxPool1d,
+    GlobalMaxPool2D: tm.GlobalMaxPool2d,
+}
+
+
+@exports(*_SIMPLE)
+def _simple(layer: Layer, convert) -> nn.Module:
+    return _SIMPLE[type(layer)]()
+
+
+@exports(Dropout)
+def _dropout(layer: Dropout, convert) -> nn.Module:
+    return nn.Dropout(layer.rate)
+
+
+@exports(LeakyReLU)
+def _leaky_relu(layer: LeakyReLU, convert) -> nn.Module:
+    return nn.LeakyReLU(layer.negative_slope)
+
+
+@exports(Softmax)
+def _softmax(layer: Softmax, convert) -> nn.Module:
+    return nn.Softmax(dim=1)  # glassnet's Softmax takes (N, K)
+
+
+@exports(GELU)
+def _gelu(layer: GELU, convert) -> nn.Module:
+    return nn.GELU(approximate=layer.approximate)
+
+
+@exports(ELU)
+def _elu(layer: ELU, convert) -> nn.Module:
+    return nn.ELU(layer.alpha)
+
+
+@exports(Softplus)
+def _softplus(layer: Softplus, convert) -> nn.Module:
+    return nn.Softplus(layer.beta, layer.threshold)
+
+
+@exports(BatchNorm1D, BatchNorm2D)
+def _batchnorm(layer, convert) -> nn.Module:
+    cls = nn.BatchNorm1d if isinstance(layer, BatchNorm1D) else nn.BatchNorm2d
+    w = layer.weight.data
+    bn = _empty(cls, layer.num_features, eps=layer.eps, momentum=layer.momentum, like=w)
+    # glassnet keeps no step count (its momentum is never None): no such buffer
+    bn.num_batches_tracked = None
+    return _fill(
+        bn,
+        weight=w,
+        bias=layer.bias.data,
+        running_mean=layer.running_mean,
+        running_var=layer.running_var,
+    )
+
+
+@exports(LayerNorm)
+def _layernorm(layer: LayerNorm, convert) -> nn.Module:
+    if not layer.elementwise_affine:
+        return nn.LayerNorm(layer.normalized_shape, layer.eps, False)
+    w = layer.weight.data
+    norm = _empty(nn.LayerNorm, layer.normalized_shape, layer.eps, like=w)
+    return _fill(norm, weight=w, bias=layer.bias.data)
+
+
+@exports(Embedding)
+def _embedding(layer: Embedding, convert) -> nn.Module:
+    w = layer.weight.data
+    table = _empty(nn.Embedding, layer.num_embeddings, layer.embedding_dim, like=w)
+    return _fill(table, weight=w)
+
+
+@exports(Sequential)
+def _sequential(layer: Sequential, convert) -> nn.Module:
+    return nn.Sequential(*(convert(child, name) for name, child in layer.children()))
+
+
+@exports(Residual)
+def _residual(layer: Residual, convert) -> nn.Module:
+    return tm.Residual(convert(layer.block, "block"))
+
+
+@exports(Concat)
+def _concat(layer: Concat, convert) -> nn.Module:
+    branches = [convert(child, name) for name, child in layer.children()]
+    return tm.Concat(*branches, axis=layer.axis)
+
+
+def to_torch(model: Layer) -> nn.Module:
+    """glassnet.export.to_torch: the model as an nn.Module, same weights and names."""
+    check_model(model, "to_torch")
+
+    def convert(layer: Layer, path: str) -> nn.Module:
+        fn = TO_TORCH.get(type(layer))
+        if fn is not None:
+            return fn(layer, lambda child, name: convert(child, _join(path, name)))
+        where = _where(path, type(layer).__name__)
+        hook = getattr(layer, "to_torch_module", None)
+        if hook is None:
+            raise ConfigError(
+                f"to_torch: {where} has no PyTorch converter; give the class a "
+                "to_torch_module(self) method that returns a torch.nn.Module whose "
+                "state_dict names are the layer's own parameter names (see "
+                "docs/export_and_scale.md, custom layers)"
+            )
+        module = hook()
+        if not isinstance(module, nn.Module):
+            raise ConfigError(
+                f"to_torch: {where}: to_torch_module() must return a torch.nn.Module, "
+                f"got {type(module).__name__}"
+            )
+        return module
+
+    module = convert(model, "")
+    expected = {n for n, _ in model.named_parameters()}
+    expected |= {n for n, _ in model.named_buffers()}
+    got = set(module.state_dict())
+    if got != expected:
+        raise ConfigError(
+            "to_torch: the torch module's state_dict names differ from the model's "
+            f"parameter and buffer names: only in torch {sorted(got - expected)}, "
+            f"only in glassnet {sorted(expected - got)} (a custom to_torch_module() "
+            "must name its parameters as the layer does)"
+        )
+    return module.train(bool(model.training))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _where(path: str, type_name: str) -> str:
+    return f"layer {path!r} ({type_name})" if path else f"the model ({type_name})"
+
+
+# -- torch -> glassnet ----------------------------------------------------------------
+
+
+class _Site:
+    """What an importer needs: its module's place, refusals, deferred weights."""
+
+    def __init__(self, importer: "_Importer", module: nn.Module, path: str) -> None:
+        self.importer, self.module, self.path = importer, module, path
+
+    def check(self, layer: str, **options) -> None:
+        """Refuse every option whose (value, glassnet's only value) differ."""
+        bad = [(k, v, ok) for k, (v, ok) in options.items() if v != ok]
+        if bad:
+            shown = ", ".join(f"{k}={v!r}" for k, v, _ in bad)
+            only = ", ".join(f"{k}={ok!r}" for k, _, ok in bad)
+            verb = "is" if len(bad) == 1 else "are"
+            raise self.refuse(
+                f"{shown} {verb} not supported (glassnet's {layer} supports only "
+                f"{only})"
+            )
+
+    def refuse(self, reason: str) -> ConfigError:
+        """The error to raise for this module: its path, its type, the reason."""
+        return self.importer.refuse(self.module, self.path, reason)
+
+    def load(self, layer: Layer, buffers: dict | None = None, **params) -> None:
+        """Copy these tensors into layer's parameters (and buffers) once the
+        model is built (building it draws fresh weights)."""
+        self.importer.loads.append((layer, params, buffers or {}))
+
+    def convert(self, child: nn.Module, name: str) -> Layer:
+        return self.importer.convert(child, _join(self.path, name))
+
+
+class _Importer:
+    def __init__(self) -> None:
+        self.loads: list = []
+        self._raised: ConfigError | None = None
+
+    def refuse(self, module: nn.Module, path: str, reason: str) -> ConfigError:
+        where = f"module {path!r}" if path else "the module"
+        exc = ConfigError(f"from_torch: {where} ({torch_name(type(module))}): {reason}")
+        self._raised = exc
+        return exc
+
+    def convert(self, module: nn.Module, path: str) -> Layer:
+        fn = FROM_TORCH.get(type(module))
+        if fn is None:
+            known = sorted({torch_name(c).split(".")[-1] for c in FROM_TORCH})
+            parent = next((c for c in FROM_TORCH if isinstance(module, c)), None)
+            hint = (
+                f"; it subclasses {torch_name(parent)}, but a subclass may change "
+                "forward, so only the exact class is imported"
+                if parent is not None
+                else ""
+            )
+            raise self.refuse(
+                module,
+                path,
+                f"no glassnet layer computes this module{hint} (glassnet imports "
+                f"{', '.join(known)})",
+            )
+        try:
+            return fn(module, _Site(self, module, path))
+        except ConfigError as exc:
+            if exc is self._raised:
+                raise
+            raise self.refuse(module, path, str(exc)) from None
+
+    def apply_loads(self) -> None:
+        for layer, params, buffers in self.loads:
+            own = {p.name: p for p in layer.own_parameters()}
+            for name, tensor in params.items():
+                p = own[name]
+                np.copyto(p.data, _array(tensor), casting="same_kind")
+            for name, tensor in buffers.items():
+                layer.load_buffer(name, _array(tensor))
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+@imports(nn.Linear)
+def _from_linear(module: nn.Linear, site: _Site) -> Layer:
+    site.check("Dense", bias=(module.bias is not None, True))
+    layer = Dense(module.in_features, module.out_features)
+    site.load(layer, weight=module.weight.T, bias=module.bias)
+    return layer
+
+
+@imports(nn.Conv2d, tm.SamePadConv2d)
+def _from_conv2d(module: nn.Conv2d, site: _Site) -> Layer:
+    site.check(
+        "Conv2D",
+        dilation=(module.dilation, (1, 1)),
+        groups=(module.groups, 1),
+        padding_mode=(module.padding_mode, "zeros"),
+        bias=(module.bias is not None, True),
+    )
+    padding = module.padding
+    if isinstance(module, tm.SamePadConv2d) or padding == "same":
+        padding = "same"
+    elif padding == "valid":
+        padding = 0
+    else:
+        padding = _square(padding)
+    F, C = module.out_channels, module.in_channels
+    layer = Conv2D(
+        C, F, tuple(module.kernel_size), stride=_square(module.stride), padding=padding
+    )
+    site.load(layer, weight=module.weight, bias=module.bias)
+    return layer
+
+
+@imports(nn.MaxPool2d)
+def _from_maxpool2d(module: nn.MaxPool2d, site: _Site) -> Layer:
+    site.check(
+        "MaxPool2D",
+        padding=(_square(module.padding), 0),
+        dilation=(_square(module.dilation), 1),
+        ceil_mode=(module.ceil_mode, False),
+        return_indices=(module.return_indices, False),
+    )
+    return MaxPool2D(_square(module.kernel_size), _square(module.stride))
+
+
+@imports(nn.AvgPool2d)
+def _from_avgpool2d(module: nn.AvgPool2d, site: _Site) -> Layer:
+    options = {
+        "padding": (_square(module.padding), 0),
+        "ceil_mode": (module.ceil_mode, False),
+        "divisor_override": (module.divisor_override, None),
+    }
+    if _square(module.padding) != 0:  # without padding it changes nothing
+        options["count_include_pad"] = (module.count_include_pad, True)
+    site.check("AvgPool2D", **options)
+    return AvgPool2D(_square(module.kernel_size), _square(module.stride))
+
+
+@imports(nn.Flatten)
+def _from_flatten(module: nn.Flatten, site: _Site) -> Layer:
+    site.check("Flatten", start_dim=(module.start_dim, 1), end_dim=(module.end_dim, -1))
+    return Flatten()
+
+
+@imports(nn.Softmax)
+def _from_softmax(module: nn.Softmax, site: _Site) -> Layer:
+    dim = 1 if module.dim == -1 else module.dim  # the same axis of (N, K)
+    site.check("Softmax", dim=(dim, 1))
+    return Softmax()
+
+
+_SIMPLE_IMPORTS = {
+    nn.Identity: Identity,
+    nn.Sigmoid: Sigmoid,
+    nn.Tanh: Tanh,
+    nn.ReLU: ReLU,  # inplace or not: the same values and gradients
+    nn.SiLU: SiLU,
+    tm.GlobalAvgPool1d: GlobalAvgPool1D,
+    tm.GlobalAvgPool2d: GlobalAvgPool2D,
+    tm.GlobalMaxPool1d: GlobalMaxPool1D,
+    tm.GlobalMaxPool2d: GlobalMaxPool2D,
+}
+
+
+@imports(*_SIMPLE_IMPORTS)
+def _from_simple(module: nn.Module, site: _Site) -> Layer:
+    return _SIMPLE_IMPORTS[type(module)]()
+
+
+@imports(nn.Dropout)
+def _from_dropout(module: nn.Dropout, site: _Site) -> Layer:
+    return Dropout(module.p)
+
+
+@imports(nn.LeakyReLU)
+def _from_leaky_relu(module: nn.LeakyReLU, site: _Site) -> Layer:
+    return LeakyReLU(module.negative_slope)
+
+
+@imports(nn.GELU)
+def _from_gelu(module: nn.GELU, site: _Site) -> Layer:
+    return GELU(module.approximate)
+
+
+@imports(nn.ELU)
+def _from_elu(module: nn.ELU, site: _Site) -> Layer:
+    return ELU(module.alpha)
+
+
+@imports(nn.Softplus)
+def _from_softplus(module: nn.Softplus, site: _Site) -> Layer:
+    return Softplus(module.beta, module.threshold)
+
+
+@imports(nn.BatchNorm1d, nn.BatchNorm2d)
+def _from_batchnorm(module, site: _Site) -> Layer:
+    cls = BatchNorm1D if isinstance(module, nn.BatchNorm1d) else BatchNorm2D
+    site.check(
+        cls.__name__,
+        affine=(module.affine, True),
+        track_running_stats=(module.track_running_stats, True),
+    )
+    if module.momentum is None:
+        raise site.refuse(
+            "momentum=None (a cumulative average of every batch) is not supported "
+            "(glassnet's BatchNorm keeps an exponential average, momentum in [0, 1])"
+        )
+    layer = cls(module.num_features, eps=module.eps, momentum=module.momentum)
+    running = {"running_mean": module.running_mean, "running_var": module.running_var}
+    site.load(layer, running, weight=module.weight, bias=module.bias)
+    return layer
+
+
+@imports(nn.LayerNorm)
+def _from_layernorm(module: nn.LayerNorm, site: _Site) -> Layer:
+    affine = module.elementwise_affine
+    site.check("LayerNorm", bias=(module.bias is not None, affine))
+    layer = LayerNorm(tuple(module.normalized_shape), module.eps, affine)
+    if affine:
+        site.load(layer, weight=module.weight, bias=module.bias)
+    return layer
+
+
+@imports(nn.Embedding)
+def _from_embedding(module: nn.Embedding, site: _Site) -> Layer:
+    site.check(
+        "Embedding",
+        padding_idx=(module.padding_idx, None),
+        max_norm=(module.max_norm, None),
+        scale_grad_by_freq=(module.scale_grad_by_freq, False),
+        sparse=(module.sparse, False),
+    )
+    layer = Embedding(module.num_embeddings, module.embedding_dim)
+    site.load(layer, weight=module.weight)
+    return layer
+
+
+@imports(nn.Sequential)
+def _from_sequential(module: nn.Sequential, site: _Site) -> Layer:
+    return Sequential(*(site.convert(m, name) for name, m in module.named_children()))
+
+
+@imports(tm.Residual)
+def _from_residual(module: tm.Residual, site: _Site) -> Layer:
+    return Residual(site.convert(module.block, "block"))
+
+
+@imports(tm.Concat)
+def _from_concat(module: tm.Concat, site: _Site) -> Layer:
+    branches = [site.convert(m, name) for name, m in module.named_children()]
+    return Concat(*branches, axis=module.axis)
+
+
+def _float_dtype(module: nn.Module) -> np.dtype:
+    """The one float dtype of the module's parameters and buffers."""
+    dtypes = {t.dtype for t in module.state_dict().values() if t.is_floating_point()}
+    if not dtypes:
+        return np.dtype(np.float32)
+    if len(dtypes) > 1 or dtypes - {torch.float32, torch.float64}:
+        shown = ", ".join(sorted(str(d) for d in dtypes))
+        raise ConfigError(
+            f"from_torch: the module's tensors have dtypes {shown}; glassnet takes "
+            "one dtype, float32 or float64: call module.float() or module.double()"
+        )
+    return np.dtype(np.float64 if torch.float64 in dtypes else np.float32)
+
+
+def from_torch(module: nn.Module, *, dtype=None) -> Sequential:
+    """glassnet.export.from_torch: a Sequential computing what module computes."""
+    if not isinstance(module, nn.Module):
+        raise ArgumentTypeError(
+            f"from_torch: expected a torch.nn.Module, got {type(module).__name__}"
+        )
+    if dtype is None:
+        dtype = _float_dtype(module)
+    else:
+        dtype = float_dtype(dtype, "from_torch")
+    importer = _Importer()
+    if type(module) is nn.Sequential:
+        layers = [importer.convert(m, name) for name, m in module.named_children()]
+    else:
+        layers = [importer.convert(module, "")]
+    model = Sequential(*layers, dtype=dtype)
+    importer.apply_loads()
+    model.set_training(module.training)
+    return model
+
+
+# -- a file PyTorch loads without glassnet ------------------------------------------
+
+
+def save_torch(model: Layer, path, *, input_shape=None, dtype=None):
+    """glassnet.export.save_torch: a torch.export program of the model, atomically."""
+    check_model(model, "save_torch")
+    shape = input_shape_for(model, input_shape, "save_torch")
+    dt = model_dtype(model, dtype, "save_torch")
+    module = to_torch(model).eval().to(module_dtype(dt))
+    if takes_ids(model):
+        example = torch.zeros((2, *shape), dtype=torch.long)
+    else:
+        example = torch.zeros((2, *shape), dtype=module_dtype(dt))
+    batch = torch.export.Dim("N", min=1)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    with atomic_open(path, "wb") as fh:
+        torch.export.save(program, fh)
+    return program
+
+
+def module_dtype(dtype) -> torch.dtype:
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
