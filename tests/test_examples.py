@@ -190,3 +190,30 @@ def pytorch_xor_count(torch, X, Y) -> int:
                 p -= 1.0 * p.grad  # SGD, lr 1.0
     with torch.no_grad():
         return int((logits().argmax(-1) == y).all(-1).sum())
+
+
+@pytest.mark.torch
+@pytest.mark.onnx
+def test_torch_ddp_recipe_trains_on_two_processes_and_serves_the_same_model():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "torch_ddp.py"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+
+    def number(pattern: str) -> float:
+        return float(re.search(pattern + r" ([-+.e\d]+)", out).group(1))
+
+    assert "torch state_dict: 0.weight, 0.bias, 2.block.0.weight" in out
+    assert "DDP: 2 processes x 75 rows, 20 steps" in out
+    # two processes on half batches = glassnet alone on the whole batch
+    assert number(r"glassnet's own 20 steps: max \|difference\|") < 1e-12
+    assert "gradcheck of the trained model: PASSED" in out
+    assert "dL/dW             x.T @ g" in out  # explain ran on the imported model
+    assert number(r"ONNX Runtime - glassnet probabilities: max \|difference\|") < 1e-12
+    assert number("accuracy of the served model on the 150 flowers:") > 0.9

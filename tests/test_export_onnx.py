@@ -167,6 +167,20 @@ def test_a_custom_layer_exports_through_its_hook(tmp_path):
         np.testing.assert_allclose(got, model.predict(x), rtol=1e-12)
 
 
+class ShapeUnknown(FeatureScale):
+    output_shape = gn.Layer.output_shape  # returns None: the shape is inferred
+
+
+def test_a_custom_layer_without_output_shape_gets_an_inferred_output_shape(tmp_path):
+    model = gn.Sequential(gn.Dense(3, 4), ShapeUnknown(4), seed=0, dtype=np.float64)
+    proto = to_onnx(model, tmp_path / "m.onnx")
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["N", 4]
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    for got in run_both(proto, x):
+        np.testing.assert_allclose(got, model.predict(x), rtol=1e-12)
+
+
 class ReturnsNodes(FeatureScale):
     def to_onnx_nodes(self, graph, x):
         return [super().to_onnx_nodes(graph, x)]

@@ -16,7 +16,9 @@ from export_cases import CASE_IDS, CASES, FeatureScale, NoHooks, covered_classes
 from glassnet.nn.layers.base import builtin_layers
 
 torch = pytest.importorskip("torch")
-from glassnet.export import from_torch, save_torch, to_torch, torch_layers  # noqa: E402
+from glassnet.export import from_torch, save_torch, to_torch  # noqa: E402
+from glassnet.export.torch_export import TO_TORCH  # noqa: E402
+from glassnet.export.torch_import import FROM_TORCH  # noqa: E402
 
 pytestmark = pytest.mark.torch
 nn = torch.nn
@@ -35,13 +37,13 @@ def numpy(t) -> np.ndarray:
 
 def test_every_glassnet_layer_converts_both_ways_and_has_a_case():
     layers = set(builtin_layers().values())
-    assert layers - set(torch_layers.TO_TORCH) == set()
+    assert layers - set(TO_TORCH) == set()
     assert layers - covered_classes() == set()
     # and comes back: the class of every torch module to_torch makes is importable
     for case in CASES:
         module = to_torch(case.model())
         for name, sub in module.named_modules():
-            assert type(sub) in torch_layers.FROM_TORCH, (case.name, name)
+            assert type(sub) in FROM_TORCH, (case.name, name)
 
 
 # -- glassnet -> torch ----------------------------------------------------------------

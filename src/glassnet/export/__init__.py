@@ -8,9 +8,10 @@
 
 torch and onnx are imported by the first call that needs them, never by
 `import glassnet` or `import glassnet.export`. The converters, one per layer
-class, live in torch_layers.py (TO_TORCH, FROM_TORCH) and onnx_layers.py
-(TO_ONNX); docs/export_and_scale.md is the guide, with the recipe for
-distributed training in PyTorch and serving with ONNX Runtime.
+class, live in torch_export.py (TO_TORCH), torch_import.py (FROM_TORCH) and
+onnx_layers.py (TO_ONNX, on the OnnxGraph of onnx_graph.py);
+docs/export_and_scale.md is the guide, with the recipe for distributed
+training in PyTorch and serving with ONNX Runtime.
 """
 
 import os
@@ -20,7 +21,8 @@ from glassnet.errors import ConfigError, MissingDependencyError
 __all__ = ["from_torch", "save", "save_torch", "to_onnx", "to_torch"]
 
 
-def _torch_layers():
+def _torch(module: str):
+    """glassnet.export.torch_export or torch_import, once torch is found."""
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -28,9 +30,9 @@ def _torch_layers():
             "glassnet.export needs PyTorch for this; install it with "
             "pip install 'glassnet[torch]'"
         ) from exc
-    from glassnet.export import torch_layers
+    import importlib
 
-    return torch_layers
+    return importlib.import_module(f"glassnet.export.{module}")
 
 
 def _onnx_layers():
@@ -58,7 +60,7 @@ def to_torch(model):
     if the model is, in eval mode otherwise. A custom layer exports through its
     own to_torch_module() method; without one, ConfigError names the layer.
     """
-    return _torch_layers().to_torch(model)
+    return _torch("torch_export").to_torch(model)
 
 
 def from_torch(module, *, dtype=None):
@@ -77,7 +79,7 @@ def from_torch(module, *, dtype=None):
     `dtype` if given: from_torch(module, dtype="float64") brings a float32
     module into float64, where gradcheck can judge its derivatives.
     """
-    return _torch_layers().from_torch(module, dtype=dtype)
+    return _torch("torch_import").from_torch(module, dtype=dtype)
 
 
 def save_torch(model, path, *, input_shape=None, dtype=None):
@@ -86,7 +88,9 @@ def save_torch(model, path, *, input_shape=None, dtype=None):
     names, for inference (batch axis dynamic). input_shape: one example's shape,
     needed unless the first layer is a Dense. Written atomically; returns the
     torch.export.ExportedProgram. To train in PyTorch, use to_torch."""
-    return _torch_layers().save_torch(model, path, input_shape=input_shape, dtype=dtype)
+    return _torch("torch_export").save_torch(
+        model, path, input_shape=input_shape, dtype=dtype
+    )
 
 
 def to_onnx(

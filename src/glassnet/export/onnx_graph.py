@@ -133,6 +133,10 @@ class OnnxGraph:
             )
         return shape
 
+    def set_shape(self, x: str, shape: tuple[int, ...] | None) -> None:
+        """Record one example's shape of x (convert does it for every layer)."""
+        self._shapes[x] = None if shape is None else tuple(shape)
+
     def is_integer(self, x: str) -> bool:
         """True for a tensor of int64 ids (the input of an Embedding-first model)."""
         return x in self._integer
@@ -165,8 +169,7 @@ class OnnxGraph:
                 out = fn(layer, self, x)
             else:
                 out = self._hook(layer, x)
-            in_shape = self._shapes.get(x)
-            self._shapes[out] = _output_shape(layer, in_shape)
+            self.set_shape(out, _output_shape(layer, self._shapes.get(x)))
         finally:
             self.path = outer
         return out
@@ -184,15 +187,14 @@ class OnnxGraph:
 
     def add_output(self, x: str, name: str) -> None:
         """Expose tensor x as the graph output `name` (an Identity renames it)."""
-        self.path = ""
-        out = self.node("Identity", [x])
-        self.nodes[-1].output[0] = name
-        self.nodes[-1].name = f"{name}/Identity"
+        self.nodes.append(
+            helper.make_node("Identity", [x], [name], name=f"{name}/Identity")
+        )
+        self._names.add(name)
         shape = self._shapes.get(x)
         dims = ["N", *shape] if shape is not None else None
         elem = _ELEM_TYPES[self.dtype]
         self.outputs.append(helper.make_tensor_value_info(name, elem, dims))
-        self._names.discard(out)
 
     def to_model(self, doc_string: str) -> onnx.ModelProto:
         graph = helper.make_graph(
@@ -207,6 +209,7 @@ class OnnxGraph:
             # the oldest IR version that holds this opset: what runtimes accept
             ir_version=helper.find_min_ir_version_for(opsets),
         )
+        _infer_unknown_output_shapes(model)
         return model
 
     # -- internals ---------------------------------------------------------------
@@ -241,6 +244,26 @@ class OnnxGraph:
                 f"output tensor (a str), got {type(out).__name__}"
             )
         return out
+
+
+def _infer_unknown_output_shapes(model: onnx.ModelProto) -> None:
+    """Fill in the output shapes no layer declared (a custom layer without
+    output_shape) from ONNX's shape inference; the checker needs them."""
+    unknown = [
+        o for o in model.graph.output if not o.type.tensor_type.HasField("shape")
+    ]
+    if not unknown:
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except onnx.shape_inference.InferenceError:
+        return  # the checker will say what is wrong
+    known = {v.name: v for v in [*inferred.value_info, *inferred.output]}
+    for output in unknown:
+        identity = next(n for n in model.graph.node if output.name in n.output)
+        source = known.get(identity.input[0])
+        if source is not None and source.type.tensor_type.HasField("shape"):
+            output.type.tensor_type.shape.CopyFrom(source.type.tensor_type.shape)
 
 
 def _output_shape(layer: Layer, shape) -> tuple[int, ...] | None:

@@ -311,12 +311,12 @@ def _probabilities(model: Layer, graph: OnnxGraph, y: str) -> str:
         p = y if isinstance(last, Sigmoid) else graph.node("Sigmoid", [y])
         q = graph.node("Sub", [graph.scalar(1.0), p])
         out = graph.node("Concat", [q, p], axis=1)
-        graph._shapes[out] = (2,)
+        graph.set_shape(out, (2,))
         return out
     if isinstance(last, Softmax):
         return y
     out = graph.node("Softmax", [y], axis=1)
-    graph._shapes[out] = shape
+    graph.set_shape(out, shape)
     return out
 
 

@@ -1,16 +1,10 @@
-"""glassnet layers to torch.nn modules and back: one small converter per class.
+"""torch.nn modules to glassnet layers: one small importer per module class.
 
-TO_TORCH maps a glassnet layer class to a function (layer, convert) -> nn.Module
-that builds the module and copies the weights; convert(child, name) converts a
-layer held inside (containers). FROM_TORCH maps a torch.nn module class to a
-function (module, site) -> glassnet Layer; site.check refuses the options
-glassnet does not have, site.load copies the weights once the model is built,
-site.convert converts a child module.
-
-Lookups use the exact class: a subclass may change forward, so it is not taken
-for its parent. A layer added to glassnet adds its two rows here (and one to
-onnx_layers.TO_ONNX); tests/test_export_torch.py fails for a layer class that
-has neither rows nor a line in the README's list of what does not export.
+FROM_TORCH maps a torch.nn module class to a function (module, site) -> Layer;
+site.check refuses the options glassnet does not have, site.load copies the
+weights once the model is built, site.convert converts a child module. Lookups
+use the exact class: a subclass may change forward, so it is refused rather
+than taken for its parent.
 
 This module imports torch: glassnet.export loads it on first use.
 """
@@ -20,18 +14,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import skip_init
 
 from glassnet.errors import ArgumentTypeError, ConfigError
 from glassnet.export import _torch_modules as tm
-from glassnet.export._common import (
-    check_model,
-    float_dtype,
-    input_shape_for,
-    model_dtype,
-    takes_ids,
-)
-from glassnet.io._atomic import atomic_open
+from glassnet.export._common import float_dtype
 from glassnet.nn.layers import (
     ELU,
     GELU,
@@ -63,19 +49,7 @@ from glassnet.nn.layers import (
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 
-TO_TORCH: dict[type, Callable] = {}
 FROM_TORCH: dict[type, Callable] = {}
-
-
-def exports(*classes: type):
-    """Register the decorated function as the torch converter of glassnet classes."""
-
-    def register(fn: Callable) -> Callable:
-        for cls in classes:
-            TO_TORCH[cls] = fn
-        return fn
-
-    return register
 
 
 def imports(*classes: type):
@@ -87,24 +61,6 @@ def imports(*classes: type):
         return fn
 
     return register
-
-
-# -- helpers ------------------------------------------------------------------------
-
-
-def _empty(cls, *args, like: np.ndarray | None = None, **kwargs) -> nn.Module:
-    """cls(*args, **kwargs) in like's dtype, without drawing initial weights:
-    they are overwritten at once, and torch's global generator stays untouched."""
-    dtype = torch.float32 if like is None else module_dtype(like.dtype)
-    return skip_init(cls, *args, dtype=dtype, **kwargs)
-
-
-def _fill(module: nn.Module, **arrays: np.ndarray) -> nn.Module:
-    """Copy NumPy arrays into the module's parameters and buffers, by name."""
-    with torch.no_grad():
-        for name, array in arrays.items():
-            getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(array)))
-    return module
 
 
 def torch_name(cls: type) -> str:
@@ -120,183 +76,6 @@ def _square(value):
     if isinstance(value, (tuple, list)):
         return value[0] if len(set(value)) == 1 else tuple(value)
     return value
-
-
-# -- glassnet -> torch ----------------------------------------------------------------
-
-
-@exports(Dense)
-def _dense(layer: Dense, convert) -> nn.Module:
-    w = layer.weight.data
-    linear = _empty(nn.Linear, layer.in_features, layer.out_features, like=w)
-    return _fill(linear, weight=w.T, bias=layer.bias.data)  # (in, out) -> (out, in)
-
-
-@exports(Conv2D)
-def _conv2d(layer: Conv2D, convert) -> nn.Module:
-    w = layer.weight.data
-    sizes = (layer.in_channels, layer.out_channels, layer.kernel_size)
-    if layer.padding == "same" and layer.stride != 1:  # torch refuses this one
-        conv = _empty(tm.SamePadConv2d, *sizes, stride=layer.stride, like=w)
-    else:
-        conv = _empty(
-            nn.Conv2d, *sizes, stride=layer.stride, padding=layer.padding, like=w
-        )
-    return _fill(conv, weight=w, bias=layer.bias.data)  # both (F, C, KH, KW)
-
-
-@exports(MaxPool2D)
-def _maxpool2d(layer: MaxPool2D, convert) -> nn.Module:
-    return nn.MaxPool2d(layer.kernel_size, layer.stride)
-
-
-@exports(AvgPool2D)
-def _avgpool2d(layer: AvgPool2D, convert) -> nn.Module:
-    return nn.AvgPool2d(layer.kernel_size, layer.stride)
-
-
-_SIMPLE = {
-    Identity: nn.Identity,
-    Flatten: nn.Flatten,  # start_dim=1, end_dim=-1: glassnet's (N, ...) -> (N, -1)
-    Sigmoid: nn.Sigmoid,
-    Tanh: nn.Tanh,
-    ReLU: nn.ReLU,
-    SiLU: nn.SiLU,
-    GlobalAvgPool1D: tm.GlobalAvgPool1d,
-    GlobalAvgPool2D: tm.GlobalAvgPool2d,
-    GlobalMaxPool1D: tm.GlobalMaxPool1d,
-    GlobalMaxPool2D: tm.GlobalMaxPool2d,
-}
-
-
-@exports(*_SIMPLE)
-def _simple(layer: Layer, convert) -> nn.Module:
-    return _SIMPLE[type(layer)]()
-
-
-@exports(Dropout)
-def _dropout(layer: Dropout, convert) -> nn.Module:
-    return nn.Dropout(layer.rate)
-
-
-@exports(LeakyReLU)
-def _leaky_relu(layer: LeakyReLU, convert) -> nn.Module:
-    return nn.LeakyReLU(layer.negative_slope)
-
-
-@exports(Softmax)
-def _softmax(layer: Softmax, convert) -> nn.Module:
-    return nn.Softmax(dim=1)  # glassnet's Softmax takes (N, K)
-
-
-@exports(GELU)
-def _gelu(layer: GELU, convert) -> nn.Module:
-    return nn.GELU(approximate=layer.approximate)
-
-
-@exports(ELU)
-def _elu(layer: ELU, convert) -> nn.Module:
-    return nn.ELU(layer.alpha)
-
-
-@exports(Softplus)
-def _softplus(layer: Softplus, convert) -> nn.Module:
-    return nn.Softplus(layer.beta, layer.threshold)
-
-
-@exports(BatchNorm1D, BatchNorm2D)
-def _batchnorm(layer, convert) -> nn.Module:
-    cls = nn.BatchNorm1d if isinstance(layer, BatchNorm1D) else nn.BatchNorm2d
-    w = layer.weight.data
-    bn = _empty(cls, layer.num_features, eps=layer.eps, momentum=layer.momentum, like=w)
-    # glassnet keeps no step count (its momentum is never None): no such buffer
-    bn.num_batches_tracked = None
-    return _fill(
-        bn,
-        weight=w,
-        bias=layer.bias.data,
-        running_mean=layer.running_mean,
-        running_var=layer.running_var,
-    )
-
-
-@exports(LayerNorm)
-def _layernorm(layer: LayerNorm, convert) -> nn.Module:
-    if not layer.elementwise_affine:
-        return nn.LayerNorm(layer.normalized_shape, layer.eps, False)
-    w = layer.weight.data
-    norm = _empty(nn.LayerNorm, layer.normalized_shape, layer.eps, like=w)
-    return _fill(norm, weight=w, bias=layer.bias.data)
-
-
-@exports(Embedding)
-def _embedding(layer: Embedding, convert) -> nn.Module:
-    w = layer.weight.data
-    table = _empty(nn.Embedding, layer.num_embeddings, layer.embedding_dim, like=w)
-    return _fill(table, weight=w)
-
-
-@exports(Sequential)
-def _sequential(layer: Sequential, convert) -> nn.Module:
-    return nn.Sequential(*(convert(child, name) for name, child in layer.children()))
-
-
-@exports(Residual)
-def _residual(layer: Residual, convert) -> nn.Module:
-    return tm.Residual(convert(layer.block, "block"))
-
-
-@exports(Concat)
-def _concat(layer: Concat, convert) -> nn.Module:
-    branches = [convert(child, name) for name, child in layer.children()]
-    return tm.Concat(*branches, axis=layer.axis)
-
-
-def to_torch(model: Layer) -> nn.Module:
-    """glassnet.export.to_torch: the model as an nn.Module, same weights and names."""
-    check_model(model, "to_torch")
-
-    def convert(layer: Layer, path: str) -> nn.Module:
-        fn = TO_TORCH.get(type(layer))
-        if fn is not None:
-            return fn(layer, lambda child, name: convert(child, _join(path, name)))
-        where = _where(path, type(layer).__name__)
-        hook = getattr(layer, "to_torch_module", None)
-        if hook is None:
-            raise ConfigError(
-                f"to_torch: {where} has no PyTorch converter; give the class a "
-                "to_torch_module(self) method that returns a torch.nn.Module whose "
-                "state_dict names are the layer's own parameter names (see "
-                "docs/export_and_scale.md, custom layers)"
-            )
-        module = hook()
-        if not isinstance(module, nn.Module):
-            raise ConfigError(
-                f"to_torch: {where}: to_torch_module() must return a torch.nn.Module, "
-                f"got {type(module).__name__}"
-            )
-        return module
-
-    module = convert(model, "")
-    expected = {n for n, _ in model.named_parameters()}
-    expected |= {n for n, _ in model.named_buffers()}
-    got = set(module.state_dict())
-    if got != expected:
-        raise ConfigError(
-            "to_torch: the torch module's state_dict names differ from the model's "
-            f"parameter and buffer names: only in torch {sorted(got - expected)}, "
-            f"only in glassnet {sorted(expected - got)} (a custom to_torch_module() "
-            "must name its parameters as the layer does)"
-        )
-    return module.train(bool(model.training))
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _where(path: str, type_name: str) -> str:
-    return f"layer {path!r} ({type_name})" if path else f"the model ({type_name})"
 
 
 # -- torch -> glassnet ----------------------------------------------------------------
@@ -330,7 +109,8 @@ class _Site:
         self.importer.loads.append((layer, params, buffers or {}))
 
     def convert(self, child: nn.Module, name: str) -> Layer:
-        return self.importer.convert(child, _join(self.path, name))
+        path = f"{self.path}.{name}" if self.path else name
+        return self.importer.convert(child, path)
 
 
 class _Importer:
@@ -587,27 +367,3 @@ def from_torch(module: nn.Module, *, dtype=None) -> Sequential:
     importer.apply_loads()
     model.set_training(module.training)
     return model
-
-
-# -- a file PyTorch loads without glassnet ------------------------------------------
-
-
-def save_torch(model: Layer, path, *, input_shape=None, dtype=None):
-    """glassnet.export.save_torch: a torch.export program of the model, atomically."""
-    check_model(model, "save_torch")
-    shape = input_shape_for(model, input_shape, "save_torch")
-    dt = model_dtype(model, dtype, "save_torch")
-    module = to_torch(model).eval().to(module_dtype(dt))
-    if takes_ids(model):
-        example = torch.zeros((2, *shape), dtype=torch.long)
-    else:
-        example = torch.zeros((2, *shape), dtype=module_dtype(dt))
-    batch = torch.export.Dim("N", min=1)
-    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
-    with atomic_open(path, "wb") as fh:
-        torch.export.save(program, fh)
-    return program
-
-
-def module_dtype(dtype) -> torch.dtype:
-    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
