@@ -218,21 +218,23 @@ class MultiHeadAttention(Layer):
         N, T, E = query.shape
         S, h = context.shape[1], self.num_heads
         W, b = self.in_proj_weight.data, self.in_proj_bias.data
+        # the projections on rows (N*T, E): one matrix product each (see _Recurrent)
         if cross:
-            q = query @ W[:E].T + b[:E]  # (N, T, E)
-            kv = context @ W[E:].T + b[E:]  # (N, S, 2E)
+            q = (query.reshape(N * T, E) @ W[:E].T + b[:E]).reshape(N, T, E)
+            kv = (context.reshape(N * S, E) @ W[E:].T + b[E:]).reshape(N, S, 2 * E)
             k, v = kv[..., :E], kv[..., E:]
         else:
-            qkv = query @ W.T + b  # (N, T, E) @ (E, 3E) -> (N, T, 3E)
+            qkv = query.reshape(N * T, E) @ W.T + b  # (N*T, E) @ (E, 3E)
+            qkv = qkv.reshape(N, T, 3 * E)
             q, k, v = qkv[..., :E], qkv[..., E : 2 * E], qkv[..., 2 * E :]
         q, k, v = (_split_heads(a, h) for a in (q, k, v))  # (N, h, T or S, d)
         mask = self._mask(N, T, S, key_padding_mask)  # (N or 1, 1, T, S) or None
         heads, weights = scaled_dot_product_attention(q, k, v, mask)  # (N, h, T, d)
         merged = _merge_heads(heads)  # (N, T, E): the heads side by side
         self._cache = (query, context, cross, q, k, v, weights, merged)
-        out = merged @ self.out_proj_weight.data.T  # (N, T, E) @ (E, E)
+        out = merged.reshape(N * T, E) @ self.out_proj_weight.data.T  # (N*T, E)
         out += self.out_proj_bias.data
-        return out
+        return out.reshape(N, T, E)
 
     def backward(self, dout: np.ndarray):
         """dout (N, T, E) -> dx (N, T, E), or (dquery, dcontext) for cross-attention."""
@@ -246,7 +248,8 @@ class MultiHeadAttention(Layer):
         rows = dout.reshape(N * T, E)
         self.out_proj_weight.grad = rows.T @ merged.reshape(N * T, E)  # (E, E)
         self.out_proj_bias.grad = rows.sum(axis=0)
-        dheads = _split_heads(dout @ self.out_proj_weight.data, self.num_heads)
+        dmerged = (rows @ self.out_proj_weight.data).reshape(N, T, E)
+        dheads = _split_heads(dmerged, self.num_heads)  # (N, h, T, d)
         dq, dk, dv = scaled_dot_product_attention_backward(dheads, q, k, v, weights)
         dq, dk, dv = (_merge_heads(a) for a in (dq, dk, dv))  # (N, T or S, E)
         W = self.in_proj_weight.data
@@ -291,9 +294,9 @@ class MultiHeadAttention(Layer):
         query, context = (np.asarray(a) for a in (x if cross else (x, x)))
         E = self.embed_dim
         for name, a in (("query", query), ("context", context)):
+            what = name if cross else "x"
             if a.ndim != 3 or a.shape[2] != E or a.shape[1] < 1:
                 got = "(N, " + ", ".join(str(s) for s in a.shape[1:]) + ")"
-                what = name if cross else "x"
                 hint = ""
                 if a.ndim == 2:
                     hint = "; a sequence is (N, T, E): embed token ids first"
@@ -303,7 +306,7 @@ class MultiHeadAttention(Layer):
                 )
             if a.dtype.kind != "f":
                 raise ArgumentTypeError(
-                    f"{self._me()}: {name} must be a float array, got {a.dtype}"
+                    f"{self._me()}: {what} must be a float array, got {a.dtype}"
                 )
         if context.shape[0] != query.shape[0]:
             raise ShapeError(
@@ -319,10 +322,15 @@ class MultiHeadAttention(Layer):
             mask = np.tril(np.ones((T, S), dtype=bool))[None, None]  # (1, 1, T, S)
         if key_padding_mask is not None:
             pad = np.asarray(key_padding_mask)
-            if pad.dtype != bool or pad.shape != (N, S):
+            if pad.dtype != bool:
+                raise ArgumentTypeError(
+                    f"{self._me()}: key_padding_mask must be booleans, True at "
+                    f"padding, got dtype {pad.dtype} (use mask.astype(bool))"
+                )
+            if pad.shape != (N, S):
                 raise ShapeError(
-                    f"{self._me()}: key_padding_mask must be booleans of shape "
-                    f"(N, S) = {(N, S)}, True at padding, got {pad.dtype} {pad.shape}"
+                    f"{self._me()}: key_padding_mask must have shape (N, S) = "
+                    f"{(N, S)}, one flag per key, got {pad.shape}"
                 )
             keep = ~pad[:, None, None, :]  # (N, 1, 1, S)
             mask = keep if mask is None else mask & keep

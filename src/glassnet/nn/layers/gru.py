@@ -7,8 +7,9 @@ from glassnet.nn.layers.recurrent import _Recurrent
 
 
 class GRU(_Recurrent):
-    """Gated recurrent unit over a batch-first sequence, as
-    torch.nn.GRU(batch_first=True), gates in PyTorch's order r, z, n:
+    """Gated recurrent unit over a sequence, as torch.nn.GRU(batch_first=True).
+
+    Gates in PyTorch's order r, z, n:
 
         xw = x_t @ weight_ih.T + bias_ih,  hw = h_{t-1} @ weight_hh.T + bias_hh
         r = sigmoid(xw_r + hw_r)           reset gate       (N, H) each

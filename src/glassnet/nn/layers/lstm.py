@@ -7,8 +7,9 @@ from glassnet.nn.layers.recurrent import _Recurrent
 
 
 class LSTM(_Recurrent):
-    """Long short-term memory over a batch-first sequence, as
-    torch.nn.LSTM(batch_first=True), gates in PyTorch's order i, f, g, o:
+    """Long short-term memory over a sequence, as torch.nn.LSTM(batch_first=True).
+
+    Gates in PyTorch's order i, f, g, o:
 
         a = x_t @ weight_ih.T + bias_ih + h_{t-1} @ weight_hh.T + bias_hh   (N, 4H)
         i = sigmoid(a[:, 0:H])     input gate       how much of g to write

@@ -189,8 +189,10 @@ class _Recurrent(Layer):
         """One direction over time: x (N, T, D) -> hs (N, T, H), h_t for every t
         in processing order, and the cache its backward reads: x, h0, hs and
         each quantity the cell keeps (_CACHED), stacked over time, (T, N, H)."""
-        N, T, _ = x.shape
-        xw = x @ w_ih.T  # (N, T, D) @ (D, G*H) -> (N, T, G*H), all steps at once
+        N, T, D = x.shape
+        # every step's input term at once, as rows (N*T, D): one matrix product,
+        # where a 3-D x @ w runs N small ones (1.6x slower at N, T, D = 64, 40, 64)
+        xw = (x.reshape(N * T, D) @ w_ih.T).reshape(N, T, -1)  # (N, T, G*H)
         xw += b_ih
         if state is None:  # no initial state given: zeros, as in PyTorch and Keras
             H = self.hidden_size
@@ -232,7 +234,9 @@ class _Recurrent(Layer):
             dxw_rows.sum(axis=0),  # (G*H,)
             dhw_rows.sum(axis=0),  # (G*H,)
         )
-        dx = dxw @ w_ih if need_dx else None  # (N, T, G*H) @ (G*H, D) -> (N, T, D)
+        if not need_dx:
+            return None, dstate, grads
+        dx = (dxw_rows @ w_ih).reshape(N, T, D)  # (N*T, G*H) @ (G*H, D) -> (N, T, D)
         return dx, dstate, grads
 
     # -- the cell: defined by RNN, LSTM and GRU ----------------------------------

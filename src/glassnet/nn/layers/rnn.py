@@ -9,7 +9,7 @@ from glassnet.nn.layers.recurrent import _Recurrent
 
 
 class RNN(_Recurrent):
-    """Elman RNN over a batch-first sequence, as torch.nn.RNN(batch_first=True).
+    """Elman RNN over a sequence, as torch.nn.RNN(batch_first=True).
 
         h_t = tanh(x_t @ weight_ih.T + bias_ih + h_{t-1} @ weight_hh.T + bias_hh)
 

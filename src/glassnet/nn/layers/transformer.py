@@ -16,7 +16,9 @@ _PARTS = ("norm1", "self_attn", "norm2", "linear1", "activation", "linear2")
 
 
 class TransformerBlock(Layer):
-    """Pre-norm transformer block, built from public layers:
+    """Pre-norm transformer block: attention and an MLP, each around a residual.
+
+    Built from public layers:
 
         h   = x + self_attn(norm1(x))                       attention, residual
         out = h + linear2(activation(linear1(norm2(h))))     MLP, residual
