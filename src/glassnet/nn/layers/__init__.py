@@ -16,6 +16,7 @@ from glassnet.nn.layers.activations import (
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.concat import Concat
+from glassnet.nn.layers.conv1d import Conv1D
 from glassnet.nn.layers.conv2d import Conv2D
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.layers.dropout import Dropout
@@ -29,14 +30,17 @@ from glassnet.nn.layers.global_pooling import (
 )
 from glassnet.nn.layers.normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from glassnet.nn.layers.pooling import AvgPool2D, MaxPool2D
+from glassnet.nn.layers.pooling1d import AvgPool1D, MaxPool1D
 from glassnet.nn.layers.residual import Residual
 
 __all__ = [
     "ACTIVATIONS",
+    "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
     "Concat",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -52,6 +56,7 @@ __all__ = [
     "Layer",
     "LayerNorm",
     "LeakyReLU",
+    "MaxPool1D",
     "MaxPool2D",
     "ReLU",
     "Residual",
