@@ -495,3 +495,50 @@ def test_the_issue_network_is_written_with_conv1d(rng):
     # the same with Conv2D on (N, 1, 1, 40) pads the width only
     image = gn.Sequential(gn.Conv2D(1, 25, (1, 5), 2, (0, 2)), gn.Flatten(), seed=0)
     assert image.output_shape((1, 1, 40)) == (25 * 20,)
+
+
+# -- the signal generator ------------------------------------------------------------
+
+
+def test_make_signals_shapes_labels_balance_and_seed():
+    X, y = gn.datasets.make_signals(102, 48, seed=3)
+    assert X.shape == (102, 1, 48) and X.dtype == np.float64
+    assert y.shape == (102,) and y.dtype == np.int64
+    counts = np.bincount(y, minlength=4)
+    assert set(y) == {0, 1, 2, 3} and counts.max() - counts.min() <= 1  # balanced
+    X2, y2 = gn.datasets.make_signals(102, 48, seed=3)
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(y2, y)
+    assert not np.array_equal(gn.datasets.make_signals(102, 48, seed=4)[0], X)
+    assert gn.datasets.SIGNAL_CLASSES == ("sine", "square", "sawtooth", "bursts")
+
+
+def test_make_signals_without_noise_draws_each_kind():
+    X, y = gn.datasets.make_signals(400, 64, noise=0.0, seed=0)
+    x = X[:, 0]
+    amplitude = np.abs(x).max(axis=1)
+    square = x[y == 1]
+    # a square wave takes two values, +-amplitude; a sine passes through many
+    assert all(len(np.unique(np.abs(row).round(12))) == 1 for row in square)
+    assert all(len(np.unique(row.round(6))) > 10 for row in x[y == 0])
+    # a sawtooth rises by the same step between its drops
+    steps = np.diff(x[y == 2], axis=1)
+    assert np.all(np.isclose(steps, np.median(steps, axis=1)[:, None]) | (steps < 0))
+    # bursts: silence outside the one to three stretches of noise
+    silent = (x[y == 3] == 0).mean(axis=1)
+    assert silent.min() >= 0.25 and silent.max() < 1.0
+    # a square wave shows its amplitude exactly; sampled sines and sawtooths less
+    assert amplitude[y == 1].min() >= 0.5 and amplitude[y < 3].max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_samples": 0}, "n_samples=0"),
+        ({"length": 4}, "length must be at least 8, got 4"),
+        ({"noise": -0.1}, "noise must be in"),
+    ],
+)
+def test_make_signals_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(gn.ConfigError, match=message):
+        gn.datasets.make_signals(**kwargs)

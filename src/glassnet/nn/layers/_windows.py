@@ -154,11 +154,12 @@ def _axis_text(what: str, axis: str, size, before, after, k, s) -> str:
 
 
 def window_grid(
-    layer: str, shape, kernel, stride, padding, *, pool: bool = False
+    layer, shape, kernel, stride, padding, *, pool: bool = False
 ) -> ConvGrid:
     """Place the windows on a batch shape (N, C, *spatial), N possibly None.
 
-    layer: the layer's repr, for messages; padding: "same" or explicit pairs.
+    layer: the layer, named by its repr in messages; padding: "same" or explicit
+    pairs.
     Raises ShapeError naming every axis's size, padding and output when a kernel
     does not fit or an axis's windows read only padding (the output would then
     not depend on the input at all).
@@ -215,7 +216,7 @@ def window_grid(
             problem = "an axis of the input is empty"
             hint = "every spatial axis needs at least one position"
         raise ShapeError(
-            f"{layer}: {problem} (input {shape_text(shape)}: {per_axis_text}); {hint}"
+            f"{layer!r}: {problem} (input {shape_text(shape)}: {per_axis_text}); {hint}"
         )
     if len(sizes) == 1:  # a signal is an image of height 1
         (H, W), (KH, KW), (SH, SW) = (1, sizes[0]), (1, kernel[0]), (1, stride[0])
@@ -286,9 +287,10 @@ def signal_shape_message(layer: str, channels: int | None, shape) -> str:
     return msg
 
 
-def check_rank(layer: str, ndim: int, channels: int | None, shape) -> None:
-    """ShapeError unless shape is (N, C, H, W) (ndim 2) or (N, C, L) (ndim 1)."""
+def check_rank(layer, ndim: int, channels: int | None, shape) -> None:
+    """ShapeError unless shape is (N, C, H, W) (ndim 2) or (N, C, L) (ndim 1);
+    the message names the layer by its repr."""
     if len(shape) == 2 + ndim and (channels is None or shape[1] == channels):
         return
     message = image_shape_message if ndim == 2 else signal_shape_message
-    raise ShapeError(message(layer, channels, shape))
+    raise ShapeError(message(repr(layer), channels, shape))

@@ -184,10 +184,8 @@ class _Convolution(Layer):
 
     def _grid(self, shape) -> ConvGrid:
         """Check a batch shape (N may be None) and place the windows on it."""
-        check_rank(repr(self), self._NDIM, self.in_channels, shape)
-        return window_grid(
-            repr(self), shape, self.kernel_size, self.stride, self._padding
-        )
+        check_rank(self, self._NDIM, self.in_channels, shape)
+        return window_grid(self, shape, self.kernel_size, self.stride, self._padding)
 
 
 class Conv2D(_Convolution):

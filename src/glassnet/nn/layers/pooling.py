@@ -53,9 +53,9 @@ class _Pool(Layer):
 
     def _grid(self, shape) -> ConvGrid:
         """Check a batch shape (N may be None) and place the windows on it."""
-        check_rank(repr(self), self._NDIM, None, shape)
+        check_rank(self, self._NDIM, None, shape)
         return window_grid(
-            repr(self), shape, self.kernel_size, self.stride, self._padding, pool=True
+            self, shape, self.kernel_size, self.stride, self._padding, pool=True
         )
 
     def _offsets(self, grid: ConvGrid) -> list[tuple[int, int]]:
