@@ -64,6 +64,29 @@ def _cnn(dtype):
     )  # fmt: skip
 
 
+def _signal(dtype):  # 1-D layers and the per-axis argument forms
+    return gn.Sequential(
+        gn.Conv1D(2, 3, 5, stride=2, padding="same"), gn.ReLU(),
+        gn.MaxPool1D(2, padding=(1, 0)),
+        gn.Conv1D(3, 4, (3,), padding=((2, 0),), init="he_normal"),
+        gn.AvgPool1D(3, stride=1, padding=1),
+        gn.Flatten(),
+        gn.Dense(4 * 3, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _image_axes(dtype):  # per-axis kernels, strides and explicit padding in 2-D
+    return gn.Sequential(
+        gn.Conv2D(2, 3, (1, 3), stride=(1, 2), padding=((0, 0), (1, 2))),
+        gn.MaxPool2D((2, 1), padding="same"),
+        gn.AvgPool2D((1, 2), stride=(1, 1), padding=(0, 1)),
+        gn.Flatten(),
+        gn.Dense(3 * 4 * 6, 2),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 def _residual_mlp(dtype):
     return gn.Sequential(
         gn.Dense(4, 8), gn.Tanh(),
@@ -139,6 +162,8 @@ def _attention(dtype):
 MODELS = [
     pytest.param(_mlp, (7, 4), id="mlp"),
     pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
+    pytest.param(_signal, (5, 2, 12), id="signal"),
+    pytest.param(_image_axes, (5, 2, 7, 9), id="image-axes"),
     pytest.param(_residual_mlp, (7, 4), id="residual-mlp"),
     pytest.param(_nested, (7, 4), id="nested"),
     pytest.param(_sequence, (5, 2, 6), id="sequence"),

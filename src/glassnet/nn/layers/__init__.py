@@ -21,6 +21,7 @@ from glassnet.nn.layers.attention import (
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.concat import Concat
+from glassnet.nn.layers.conv1d import Conv1D
 from glassnet.nn.layers.conv2d import Conv2D
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.layers.dropout import Dropout
@@ -36,6 +37,7 @@ from glassnet.nn.layers.gru import GRU
 from glassnet.nn.layers.lstm import LSTM
 from glassnet.nn.layers.normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from glassnet.nn.layers.pooling import AvgPool2D, MaxPool2D
+from glassnet.nn.layers.pooling1d import AvgPool1D, MaxPool1D
 from glassnet.nn.layers.positional import (
     PositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -46,10 +48,12 @@ from glassnet.nn.layers.transformer import TransformerBlock
 
 __all__ = [
     "ACTIVATIONS",
+    "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
     "Concat",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -67,6 +71,7 @@ __all__ = [
     "Layer",
     "LayerNorm",
     "LeakyReLU",
+    "MaxPool1D",
     "MaxPool2D",
     "MultiHeadAttention",
     "PositionalEmbedding",
