@@ -75,6 +75,18 @@ def _cnn():
     ]
 
 
+def _signal():
+    return [
+        gn.Conv1D(2, 4, 5, padding="same"),
+        gn.ReLU(),
+        gn.BatchNorm1D(4),
+        gn.MaxPool1D(2),
+        gn.Conv1D(4, 4, 3, stride=2, padding=(2, 0)),
+        gn.Concat(gn.GlobalAvgPool1D(), gn.GlobalMaxPool1D()),
+        gn.Dense(8, 2),
+    ]
+
+
 def _sequence():
     return [
         gn.Embedding(7, 4),  # (N, T) ids -> (N, T, 4)
@@ -103,7 +115,45 @@ CASES = [
         lambda: [gn.Conv2D(2, 3, 3, stride=2, padding="same")],
         (2, 7, 6),
     ),
+    Case("conv2d_valid", lambda: [gn.Conv2D(2, 3, 3, padding="valid")], (2, 5, 5)),
+    Case(
+        "conv2d_per_axis",
+        lambda: [gn.Conv2D(2, 3, (3, 1), stride=(1, 2), padding=(1, 0))],
+        (2, 5, 7),
+    ),
+    Case(
+        "conv2d_explicit_uneven",
+        lambda: [gn.Conv2D(2, 3, (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)))],
+        (2, 7, 6),
+    ),
+    Case("conv1d", lambda: [gn.Conv1D(2, 3, 3)], (2, 9)),
+    Case("conv1d_same", lambda: [gn.Conv1D(2, 3, 3, padding="same")], (2, 8)),
+    Case(
+        "conv1d_same_stride2",
+        lambda: [gn.Conv1D(2, 3, 4, stride=2, padding="same")],
+        (2, 9),
+    ),
+    Case("conv1d_causal", lambda: [gn.Conv1D(2, 3, 3, padding=(2, 0))], (2, 7)),
     Case("maxpool2d", lambda: [gn.MaxPool2D(2)], (2, 6, 5)),
+    Case("maxpool2d_padded", lambda: [gn.MaxPool2D(3, stride=2, padding=1)], (2, 7, 6)),
+    Case("maxpool2d_same", lambda: [gn.MaxPool2D(2, padding="same")], (2, 5, 7)),
+    Case(
+        "maxpool2d_wide_pad", lambda: [gn.MaxPool2D(3, stride=1, padding=2)], (2, 4, 5)
+    ),
+    Case(
+        "avgpool2d_padded",
+        lambda: [gn.AvgPool2D((3, 2), stride=(2, 1), padding=(1, 0))],
+        (2, 7, 6),
+    ),
+    Case(
+        "avgpool2d_uneven",
+        lambda: [gn.AvgPool2D(2, stride=1, padding=((1, 0), (0, 1)))],
+        (2, 5, 4),
+    ),
+    Case("maxpool1d", lambda: [gn.MaxPool1D(2)], (3, 8)),
+    Case("maxpool1d_same", lambda: [gn.MaxPool1D(3, stride=2, padding="same")], (3, 8)),
+    Case("avgpool1d", lambda: [gn.AvgPool1D(3, stride=1, padding=1)], (3, 7)),
+    Case("avgpool1d_uneven", lambda: [gn.AvgPool1D(2, padding=(1, 0))], (3, 7)),
     Case("maxpool2d_overlap", lambda: [gn.MaxPool2D(3, stride=2)], (2, 7, 7)),
     Case("avgpool2d", lambda: [gn.AvgPool2D(2)], (2, 6, 5)),
     Case("avgpool2d_overlap", lambda: [gn.AvgPool2D(3, stride=1)], (2, 5, 6)),
@@ -140,10 +190,30 @@ CASES = [
         (2, 3),
     ),
     Case("cnn", _cnn, (2, 8, 8)),
+    Case("signal", _signal, (2, 16)),
     Case("sequence", _sequence, (3,), ids=7),
 ]
 
 CASE_IDS = [case.name for case in CASES]
+
+
+# one of each layer glassnet.export.NOT_EXPORTED lists (no converters yet), with
+# one example's input shape
+NOT_YET = {
+    "RNN": (lambda: gn.RNN(3, 4), (2, 3)),
+    "LSTM": (lambda: gn.LSTM(3, 4), (2, 3)),
+    "GRU": (lambda: gn.GRU(3, 4), (2, 3)),
+    "MultiHeadAttention": (lambda: gn.MultiHeadAttention(4, 2), (2, 4)),
+    "PositionalEmbedding": (lambda: gn.PositionalEmbedding(5, 4), (2, 4)),
+    "SinusoidalPositionalEncoding": (
+        lambda: gn.SinusoidalPositionalEncoding(4),
+        (2, 4),
+    ),
+    "TransformerBlock": (
+        lambda: gn.TransformerBlock(embed_dim=4, num_heads=2),
+        (2, 4),
+    ),
+}
 
 
 def covered_classes() -> set[type]:

@@ -17,8 +17,9 @@ training in PyTorch and serving with ONNX Runtime.
 import os
 
 from glassnet.errors import ConfigError, MissingDependencyError
+from glassnet.export._common import NOT_EXPORTED
 
-__all__ = ["from_torch", "save", "save_torch", "to_onnx", "to_torch"]
+__all__ = ["NOT_EXPORTED", "from_torch", "save", "save_torch", "to_onnx", "to_torch"]
 
 
 def _torch(module: str):
@@ -68,7 +69,7 @@ def from_torch(module, *, dtype=None):
 
     module: an nn.Sequential (its children become the layers, named by
     position "0", "1", ...) or a single module (it becomes layer "0"). Modules
-    glassnet has: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, Dropout,
+    glassnet has: Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, Flatten, Dropout,
     Identity, the activations (Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, GELU,
     SiLU, ELU, Softplus), BatchNorm1d/2d, LayerNorm, Embedding, nested
     Sequential, and the modules to_torch makes. Anything else, or an option
@@ -119,7 +120,8 @@ def to_onnx(
     Runtime's CPU provider lacks in float64 (Conv, AveragePool, Erf, Elu,
     Softplus, ...) by exact decompositions (docs/export_and_scale.md). A custom
     layer exports through its to_onnx_nodes(graph, x) method; without one,
-    ConfigError names the layer.
+    ConfigError names the layer. The layers in NOT_EXPORTED are refused with
+    the reason.
     """
     return _onnx_layers().to_onnx(
         model, path, input_shape=input_shape, opset=opset, dtype=dtype, output=output

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glassnet._im2col import same_padding
+from glassnet.nn.layers._windows import parse_padding, resolve_padding
 
 
 class Residual(nn.Module):
@@ -74,23 +74,117 @@ class GlobalMaxPool2d(nn.Module):
         return F.adaptive_max_pool2d(x, 1).flatten(1)
 
 
-class SamePadConv2d(nn.Conv2d):
-    """nn.Conv2d with glassnet's padding="same" for any stride.
+def _torch_pads(owner: str, pads, sizes, kernel, stride) -> tuple[int, ...]:
+    """F.pad's amounts, last axis first: (left, right, top, bottom) for images.
 
-    torch.nn.Conv2d refuses padding="same" with a stride above 1, because the
-    padding then depends on the input size. This module pads each input
-    explicitly, (H, W) -> (H + top + bottom, W + left + right) with the odd pixel
-    at the bottom and right (as glassnet, Keras and ONNX's SAME_UPPER), then
-    convolves without padding: output ceil(H / S) x ceil(W / S).
-    Its parameters are nn.Conv2d's: weight (F, C, KH, KW) and bias (F,).
+    pads: a glassnet padding argument ("same", p, per axis, or (before, after)
+    pairs), resolved for these input sizes as the glassnet layer does."""
+    explicit = parse_padding(owner, pads, len(sizes))[1]
+    pairs = resolve_padding(explicit, tuple(sizes), tuple(kernel), tuple(stride))
+    return tuple(amount for pair in reversed(pairs) for amount in pair)
+
+
+class ExplicitPadding:
+    """Pads each input explicitly, then runs the module without padding.
+
+    torch.nn refuses padding="same" with a stride above 1 (the padding then
+    depends on the input size), different amounts before and after an axis, and
+    pooling padding above half the window; glassnet has all three. `pads` is the
+    glassnet layer's padding argument: "same" (total = max((ceil(size / S) - 1)
+    * S + K - size, 0), total // 2 before and the odd one after: glassnet's and
+    TensorFlow's rule), p, p per axis, or (before, after) pairs. The parameters,
+    if any, are the torch module's own.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (KH, KW), (SH, SW) = self.kernel_size, self.stride
-        top, bottom = same_padding(x.shape[-2], KH, SH)
-        left, right = same_padding(x.shape[-1], KW, SW)
-        x = F.pad(x, (left, right, top, bottom))  # (N, C, H + top + bottom, ...)
-        return F.conv2d(x, self.weight, self.bias, self.stride)
+    pads = "same"
+    _fill = 0.0  # the padding value: zeros, or -inf for max pooling
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        ndim = x.dim() - 2  # spatial axes
+        kernel = _tuple(self.kernel_size, ndim)
+        stride = _tuple(self.stride, ndim)
+        amounts = _torch_pads(
+            type(self).__name__, self.pads, x.shape[2:], kernel, stride
+        )
+        return F.pad(x, amounts, value=self._fill)  # (N, C, *padded sizes)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + ", padding='same' (explicit, any stride)"
+        return super().extra_repr() + f", pads={self.pads!r} (explicit)"
+
+
+def _tuple(value, ndim: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
+
+
+class PaddedConv1d(ExplicitPadding, nn.Conv1d):
+    """nn.Conv1d after explicit zero padding (see ExplicitPadding); weight (F, C, K)."""
+
+    def __init__(self, *args, pads="same", device=None, dtype=None, **kwargs):
+        # device and dtype spelled out: torch's skip_init looks for them
+        super().__init__(*args, device=device, dtype=dtype, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv1d(self._pad(x), self.weight, self.bias, self.stride)
+
+
+class PaddedConv2d(ExplicitPadding, nn.Conv2d):
+    """nn.Conv2d after explicit zero padding (see ExplicitPadding);
+    weight (F, C, KH, KW)."""
+
+    def __init__(self, *args, pads="same", device=None, dtype=None, **kwargs):
+        # device and dtype spelled out: torch's skip_init looks for them
+        super().__init__(*args, device=device, dtype=dtype, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self._pad(x), self.weight, self.bias, self.stride)
+
+
+class PaddedMaxPool1d(ExplicitPadding, nn.MaxPool1d):
+    """nn.MaxPool1d after explicit -inf padding (see ExplicitPadding)."""
+
+    _fill = float("-inf")  # padding never wins a max, as in glassnet and torch
+
+    def __init__(self, *args, pads="same", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool1d(self._pad(x), self.kernel_size, self.stride)
+
+
+class PaddedMaxPool2d(ExplicitPadding, nn.MaxPool2d):
+    """nn.MaxPool2d after explicit -inf padding (see ExplicitPadding)."""
+
+    _fill = float("-inf")
+
+    def __init__(self, *args, pads="same", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(self._pad(x), self.kernel_size, self.stride)
+
+
+class PaddedAvgPool1d(ExplicitPadding, nn.AvgPool1d):
+    """nn.AvgPool1d after explicit zero padding (see ExplicitPadding): the zeros
+    count in the mean, as in glassnet (torch's count_include_pad=True)."""
+
+    def __init__(self, *args, pads="same", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool1d(self._pad(x), self.kernel_size, self.stride)
+
+
+class PaddedAvgPool2d(ExplicitPadding, nn.AvgPool2d):
+    """nn.AvgPool2d after explicit zero padding (see ExplicitPadding), zeros counted."""
+
+    def __init__(self, *args, pads="same", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self._pad(x), self.kernel_size, self.stride)

@@ -27,6 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from glassnet import _special
 from glassnet.errors import ConfigError, ShapeError
+from glassnet.export._common import not_exported_reason
 from glassnet.nn.layers.base import Layer
 
 # Operators ONNX Runtime's CPU provider lacks in float64: a one-node float64 graph
@@ -229,6 +230,9 @@ class OnnxGraph:
             else (f"the model ({type(layer).__name__})")
         )
         hook = getattr(layer, "to_onnx_nodes", None)
+        reason = not_exported_reason(layer)
+        if hook is None and reason is not None:
+            raise ConfigError(f"to_onnx: layer {where} does not export yet: {reason}")
         if hook is None:
             raise ConfigError(
                 f"to_onnx: layer {where} has no ONNX converter; give the class a "
@@ -366,36 +370,40 @@ def log1p(graph: OnnxGraph, e: str) -> str:
 def windows(
     graph: OnnxGraph,
     x: str,
-    shape: tuple[int, int, int],
-    kernel: tuple[int, int],
-    stride: int,
-    pads: tuple[int, int, int, int],
-) -> tuple[str, int, int]:
+    sizes: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    pads: tuple[tuple[int, int], ...],
+) -> tuple[str, tuple[int, ...]]:
     """im2col with Pad, Slice and Concat, for Conv and AveragePool in float64.
 
-    x (N, C, H, W) -> (N, C, KH*KW, H_out, W_out): entry [n, c, i*KW + j, h, w] is
-    x_padded[n, c, h*S + i, w*S + j], the pixel under kernel offset (i, j) of
-    output position (h, w). pads = (top, bottom, left, right). Returns the
-    windows' name, H_out and W_out.
+    x (N, C, *sizes), one or two spatial axes -> (N, C, K, *out_sizes), K the
+    number of kernel offsets: entry [n, c, i*KW + j, h, w] is
+    x_padded[n, c, h*SH + i, w*SW + j], the pixel under kernel offset (i, j) of
+    output position (h, w) (for signals, [n, c, k, l] is x_padded[n, c, l*S + k]).
+    pads: (before, after) zeros per spatial axis. Returns the windows' name and
+    the output sizes.
     """
-    C, H, W = shape
-    (KH, KW), S = kernel, stride
-    top, bottom, left, right = pads
-    if any(pads):
-        onnx_pads = [0, 0, top, left, 0, 0, bottom, right]  # all begins, then ends
+    ndim = len(sizes)
+    if any(amount for pair in pads for amount in pair):
+        befores, afters = [b for b, _ in pads], [a for _, a in pads]
+        onnx_pads = [0, 0, *befores, 0, 0, *afters]  # every begin, then every end
         x = graph.node("Pad", [x, graph.ints(onnx_pads, "pads")])
-    H_out = (H + top + bottom - KH) // S + 1
-    W_out = (W + left + right - KW) // S + 1
-    axes, steps = graph.ints([2, 3], "slice_axes"), graph.ints([S, S], "strides")
+    out = tuple(
+        (n + b + a - k) // s + 1
+        for n, (b, a), k, s in zip(sizes, pads, kernel, stride, strict=True)
+    )
+    spatial = list(range(2, 2 + ndim))
+    axes, steps = graph.ints(spatial, "slice_axes"), graph.ints(stride, "strides")
     window_axis = graph.ints([2], "window_axis")
     parts = []
-    for i in range(KH):
-        for j in range(KW):
-            starts = graph.ints([i, j], f"starts_{i}_{j}")
-            ends = graph.ints(
-                [i + (H_out - 1) * S + 1, j + (W_out - 1) * S + 1], f"ends_{i}_{j}"
-            )
-            part = graph.node("Slice", [x, starts, ends, axes, steps])  # (N,C,Ho,Wo)
-            parts.append(graph.node("Unsqueeze", [part, window_axis]))
-    stacked = graph.node("Concat", parts, axis=2)  # (N, C, KH*KW, H_out, W_out)
-    return stacked, H_out, W_out
+    for offset in np.ndindex(*kernel):  # row-major, as the weight's (..., KH, KW)
+        starts = graph.ints(offset, "starts")
+        ends = graph.ints(
+            [o + (n - 1) * s + 1 for o, n, s in zip(offset, out, stride, strict=True)],
+            "ends",
+        )
+        part = graph.node("Slice", [x, starts, ends, axes, steps])  # (N, C, *out)
+        parts.append(graph.node("Unsqueeze", [part, window_axis]))
+    stacked = graph.node("Concat", parts, axis=2)  # (N, C, K, *out)
+    return stacked, out

@@ -15,7 +15,6 @@ This module imports onnx: glassnet.export loads it on first use.
 import numpy as np
 import onnx
 
-from glassnet._im2col import same_padding
 from glassnet.errors import ConfigError, ShapeError
 from glassnet.export._common import (
     check_model,
@@ -36,10 +35,12 @@ from glassnet.io._atomic import atomic_write
 from glassnet.nn.layers import (
     ELU,
     GELU,
+    AvgPool1D,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
     Concat,
+    Conv1D,
     Conv2D,
     Dense,
     Dropout,
@@ -52,6 +53,7 @@ from glassnet.nn.layers import (
     Identity,
     LayerNorm,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
     ReLU,
     Residual,
@@ -78,43 +80,33 @@ def _dense(layer: Dense, graph: OnnxGraph, x: str) -> str:
     return graph.node("Gemm", [x, graph.param(layer.weight), graph.param(layer.bias)])
 
 
-def _conv_pads(layer: Conv2D, H: int, W: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right), as Conv2D pads an H x W input."""
-    (KH, KW), S = layer.kernel_size, layer.stride
-    if layer.padding == "same":
-        return (*same_padding(H, KH, S), *same_padding(W, KW, S))
-    p = layer.padding
-    return p, p, p, p
+def _window_attributes(layer, sizes) -> dict:
+    """kernel_shape, strides and pads (every begin, then every end) of a
+    Conv1D/Conv2D or pooling layer on an input of these spatial sizes."""
+    pads = layer.padding_amounts(tuple(sizes))  # ((before, after), ...)
+    return {
+        "kernel_shape": list(layer.kernel_size),
+        "strides": list(layer.stride),
+        "pads": [b for b, _ in pads] + [a for _, a in pads],
+    }
 
 
-@exports(Conv2D)
-def _conv2d(layer: Conv2D, graph: OnnxGraph, x: str) -> str:
-    C, H, W = graph.shape(x, needed_by="Conv2D")
-    top, bottom, left, right = _conv_pads(layer, H, W)
+@exports(Conv1D, Conv2D)
+def _convolution(layer, graph: OnnxGraph, x: str) -> str:
+    C, *sizes = graph.shape(x, needed_by=type(layer).__name__)
     weight, bias = graph.param(layer.weight), graph.param(layer.bias)
-    S = layer.stride
     if graph.native("Conv"):
-        return graph.node(
-            "Conv",
-            [x, weight, bias],
-            kernel_shape=list(layer.kernel_size),
-            strides=[S, S],
-            pads=[top, left, bottom, right],
-        )
-    # float64: out = weight.reshape(F, C*KH*KW) @ cols + bias, as Conv2D computes it
-    F, (KH, KW) = layer.out_channels, layer.kernel_size
-    cols, H_out, W_out = windows(
-        graph, x, (C, H, W), (KH, KW), S, (top, bottom, left, right)
-    )
-    cols = graph.node(
-        "Reshape", [cols, graph.ints([0, C * KH * KW, H_out * W_out], "cols_shape")]
-    )  # (N, C*KH*KW, H_out*W_out)
-    w_rows = graph.node("Reshape", [weight, graph.ints([F, C * KH * KW], "w_shape")])
-    out = graph.node("MatMul", [w_rows, cols])  # (N, F, H_out*W_out)
-    out = graph.node(
-        "Add", [out, graph.node("Unsqueeze", [bias, graph.ints([1], "f")])]
-    )
-    return graph.node("Reshape", [out, graph.ints([0, F, H_out, W_out], "out_shape")])
+        return graph.node("Conv", [x, weight, bias], **_window_attributes(layer, sizes))
+    # float64: out = weight.reshape(F, C*K) @ cols + bias, as Conv2D computes it
+    F, K = layer.out_channels, int(np.prod(layer.kernel_size))
+    pads = layer.padding_amounts(tuple(sizes))
+    cols, out = windows(graph, x, tuple(sizes), layer.kernel_size, layer.stride, pads)
+    L = int(np.prod(out))  # output positions
+    cols = graph.node("Reshape", [cols, graph.ints([0, C * K, L], "cols_shape")])
+    w_rows = graph.node("Reshape", [weight, graph.ints([F, C * K], "w_shape")])
+    y = graph.node("MatMul", [w_rows, cols])  # (F, C*K) @ (N, C*K, L) -> (N, F, L)
+    y = graph.node("Add", [y, graph.node("Unsqueeze", [bias, graph.ints([1], "f")])])
+    return graph.node("Reshape", [y, graph.ints([0, F, *out], "out_shape")])
 
 
 @exports(BatchNorm1D, BatchNorm2D)
@@ -167,20 +159,22 @@ def _embedding(layer: Embedding, graph: OnnxGraph, x: str) -> str:
 # -- pooling and reshaping ------------------------------------------------------------
 
 
-@exports(MaxPool2D)
-def _maxpool2d(layer: MaxPool2D, graph: OnnxGraph, x: str) -> str:
-    P, S = layer.kernel_size, layer.stride
-    return graph.node("MaxPool", [x], kernel_shape=[P, P], strides=[S, S])
+@exports(MaxPool1D, MaxPool2D)
+def _maxpool(layer, graph: OnnxGraph, x: str) -> str:
+    # ONNX's padding never wins a max, as glassnet's -inf
+    _, *sizes = graph.shape(x, needed_by=type(layer).__name__)
+    return graph.node("MaxPool", [x], **_window_attributes(layer, sizes))
 
 
-@exports(AvgPool2D)
-def _avgpool2d(layer: AvgPool2D, graph: OnnxGraph, x: str) -> str:
-    P, S = layer.kernel_size, layer.stride
-    if graph.native("AveragePool"):
-        return graph.node("AveragePool", [x], kernel_shape=[P, P], strides=[S, S])
-    shape = graph.shape(x, needed_by="AvgPool2D")
-    stacked, _, _ = windows(graph, x, shape, (P, P), S, (0, 0, 0, 0))
-    return graph.reduce("ReduceMean", stacked, [2])  # (N, C, H_out, W_out)
+@exports(AvgPool1D, AvgPool2D)
+def _avgpool(layer, graph: OnnxGraph, x: str) -> str:
+    _, *sizes = graph.shape(x, needed_by=type(layer).__name__)
+    if graph.native("AveragePool"):  # the zeros count: every window divides by K
+        attributes = _window_attributes(layer, sizes)
+        return graph.node("AveragePool", [x], count_include_pad=1, **attributes)
+    pads = layer.padding_amounts(tuple(sizes))
+    stacked, _ = windows(graph, x, tuple(sizes), layer.kernel_size, layer.stride, pads)
+    return graph.reduce("ReduceMean", stacked, [2])  # (N, C, *out)
 
 
 @exports(GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D)

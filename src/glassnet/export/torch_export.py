@@ -24,16 +24,19 @@ from glassnet.export._common import (
     check_model,
     input_shape_for,
     model_dtype,
+    not_exported_reason,
     takes_ids,
 )
 from glassnet.io._atomic import atomic_open
 from glassnet.nn.layers import (
     ELU,
     GELU,
+    AvgPool1D,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
     Concat,
+    Conv1D,
     Conv2D,
     Dense,
     Dropout,
@@ -46,6 +49,7 @@ from glassnet.nn.layers import (
     Identity,
     LayerNorm,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
     ReLU,
     Residual,
@@ -55,6 +59,7 @@ from glassnet.nn.layers import (
     Softplus,
     Tanh,
 )
+from glassnet.nn.layers._windows import parse_padding
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 
@@ -104,27 +109,65 @@ def _dense(layer: Dense, convert) -> nn.Module:
     return _fill(linear, weight=w.T, bias=layer.bias.data)  # (in, out) -> (out, in)
 
 
-@exports(Conv2D)
-def _conv2d(layer: Conv2D, convert) -> nn.Module:
-    w = layer.weight.data
+def explicit_padding(layer) -> str | tuple[tuple[int, int], ...]:
+    """A windowed layer's padding as "same" or ((before, after), ...) per axis."""
+    ndim = len(layer.kernel_size)
+    return parse_padding(type(layer).__name__, layer.padding, ndim)[1]
+
+
+def _symmetric(pads) -> tuple[int, ...] | None:
+    """(p, ...) when every axis has as much padding before as after, else None."""
+    if pads == "same" or any(before != after for before, after in pads):
+        return None
+    return tuple(before for before, _ in pads)
+
+
+# glassnet class -> (torch.nn class, the explicitly padded variant)
+_CONVOLUTIONS = {
+    Conv1D: (nn.Conv1d, tm.PaddedConv1d),
+    Conv2D: (nn.Conv2d, tm.PaddedConv2d),
+}
+
+
+@exports(*_CONVOLUTIONS)
+def _convolution(layer, convert) -> nn.Module:
+    native, padded = _CONVOLUTIONS[type(layer)]
+    w = layer.weight.data  # (F, C, *kernel) on both sides
     sizes = (layer.in_channels, layer.out_channels, layer.kernel_size)
-    if layer.padding == "same" and layer.stride != 1:  # torch refuses this one
-        conv = _empty(tm.SamePadConv2d, *sizes, stride=layer.stride, like=w)
+    pads = explicit_padding(layer)
+    if layer.padding == "valid":
+        padding = "valid"
+    elif pads == "same" and set(layer.stride) == {1}:
+        padding = "same"  # torch's rule for stride 1 is glassnet's
     else:
-        conv = _empty(
-            nn.Conv2d, *sizes, stride=layer.stride, padding=layer.padding, like=w
-        )
-    return _fill(conv, weight=w, bias=layer.bias.data)  # both (F, C, KH, KW)
+        padding = _symmetric(pads)
+    if padding is None:  # strided "same", or more on one side than the other
+        conv = _empty(padded, *sizes, stride=layer.stride, pads=layer.padding, like=w)
+    else:
+        conv = _empty(native, *sizes, stride=layer.stride, padding=padding, like=w)
+    return _fill(conv, weight=w, bias=layer.bias.data)
 
 
-@exports(MaxPool2D)
-def _maxpool2d(layer: MaxPool2D, convert) -> nn.Module:
-    return nn.MaxPool2d(layer.kernel_size, layer.stride)
+# glassnet class -> (torch.nn class, the explicitly padded variant)
+_POOLS = {
+    MaxPool1D: (nn.MaxPool1d, tm.PaddedMaxPool1d),
+    MaxPool2D: (nn.MaxPool2d, tm.PaddedMaxPool2d),
+    AvgPool1D: (nn.AvgPool1d, tm.PaddedAvgPool1d),
+    AvgPool2D: (nn.AvgPool2d, tm.PaddedAvgPool2d),
+}
 
 
-@exports(AvgPool2D)
-def _avgpool2d(layer: AvgPool2D, convert) -> nn.Module:
-    return nn.AvgPool2d(layer.kernel_size, layer.stride)
+@exports(*_POOLS)
+def _pool(layer, convert) -> nn.Module:
+    native, padded = _POOLS[type(layer)]
+    pads = explicit_padding(layer)
+    padding = _symmetric(pads)
+    if padding is None or any(
+        p > k // 2 for p, k in zip(padding, layer.kernel_size, strict=True)
+    ):  # torch pads at most half a window, the same amount on both sides
+        return padded(layer.kernel_size, layer.stride, pads=layer.padding)
+    # AvgPool: the zeros count in the mean (count_include_pad=True), as in glassnet
+    return native(layer.kernel_size, layer.stride, padding)
 
 
 _SIMPLE = {
@@ -234,6 +277,9 @@ def to_torch(model: Layer) -> nn.Module:
             return fn(layer, lambda child, name: convert(child, _join(path, name)))
         where = _where(path, type(layer).__name__)
         hook = getattr(layer, "to_torch_module", None)
+        reason = not_exported_reason(layer)
+        if hook is None and reason is not None:
+            raise ConfigError(f"to_torch: {where} does not export yet: {reason}")
         if hook is None:
             raise ConfigError(
                 f"to_torch: {where} has no PyTorch converter; give the class a "

@@ -21,10 +21,12 @@ from glassnet.export._common import float_dtype
 from glassnet.nn.layers import (
     ELU,
     GELU,
+    AvgPool1D,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
     Concat,
+    Conv1D,
     Conv2D,
     Dense,
     Dropout,
@@ -37,6 +39,7 @@ from glassnet.nn.layers import (
     Identity,
     LayerNorm,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
     ReLU,
     Residual,
@@ -170,53 +173,74 @@ def _from_linear(module: nn.Linear, site: _Site) -> Layer:
     return layer
 
 
-@imports(nn.Conv2d, tm.SamePadConv2d)
-def _from_conv2d(module: nn.Conv2d, site: _Site) -> Layer:
+_CONVOLUTIONS = {
+    nn.Conv1d: Conv1D,
+    nn.Conv2d: Conv2D,
+    tm.PaddedConv1d: Conv1D,
+    tm.PaddedConv2d: Conv2D,
+}
+
+
+def _padding(module: nn.Module):
+    """The padding argument of the glassnet layer: "same", "valid", pairs
+    (before, after) per axis from to_torch's explicit padding, or p per axis."""
+    if isinstance(module, tm.ExplicitPadding):
+        return module.pads
+    if module.padding in ("same", "valid"):
+        return module.padding
+    return _square(module.padding)
+
+
+@imports(*_CONVOLUTIONS)
+def _from_convolution(module, site: _Site) -> Layer:
+    cls = _CONVOLUTIONS[type(module)]
+    ones = (1,) * len(module.kernel_size)
     site.check(
-        "Conv2D",
-        dilation=(module.dilation, (1, 1)),
+        cls.__name__,
+        dilation=(module.dilation, ones),
         groups=(module.groups, 1),
         padding_mode=(module.padding_mode, "zeros"),
         bias=(module.bias is not None, True),
     )
-    padding = module.padding
-    if isinstance(module, tm.SamePadConv2d) or padding == "same":
-        padding = "same"
-    elif padding == "valid":
-        padding = 0
-    else:
-        padding = _square(padding)
-    F, C = module.out_channels, module.in_channels
-    layer = Conv2D(
-        C, F, tuple(module.kernel_size), stride=_square(module.stride), padding=padding
+    layer = cls(
+        module.in_channels,
+        module.out_channels,
+        _square(module.kernel_size),
+        stride=_square(module.stride),
+        padding=_padding(module),
     )
     site.load(layer, weight=module.weight, bias=module.bias)
     return layer
 
 
-@imports(nn.MaxPool2d)
-def _from_maxpool2d(module: nn.MaxPool2d, site: _Site) -> Layer:
-    site.check(
-        "MaxPool2D",
-        padding=(_square(module.padding), 0),
-        dilation=(_square(module.dilation), 1),
-        ceil_mode=(module.ceil_mode, False),
-        return_indices=(module.return_indices, False),
-    )
-    return MaxPool2D(_square(module.kernel_size), _square(module.stride))
+_POOLS = {
+    nn.MaxPool1d: MaxPool1D,
+    nn.MaxPool2d: MaxPool2D,
+    nn.AvgPool1d: AvgPool1D,
+    nn.AvgPool2d: AvgPool2D,
+    tm.PaddedMaxPool1d: MaxPool1D,
+    tm.PaddedMaxPool2d: MaxPool2D,
+    tm.PaddedAvgPool1d: AvgPool1D,
+    tm.PaddedAvgPool2d: AvgPool2D,
+}
 
 
-@imports(nn.AvgPool2d)
-def _from_avgpool2d(module: nn.AvgPool2d, site: _Site) -> Layer:
-    options = {
-        "padding": (_square(module.padding), 0),
-        "ceil_mode": (module.ceil_mode, False),
-        "divisor_override": (module.divisor_override, None),
-    }
-    if _square(module.padding) != 0:  # without padding it changes nothing
-        options["count_include_pad"] = (module.count_include_pad, True)
-    site.check("AvgPool2D", **options)
-    return AvgPool2D(_square(module.kernel_size), _square(module.stride))
+@imports(*_POOLS)
+def _from_pool(module, site: _Site) -> Layer:
+    cls = _POOLS[type(module)]
+    padding = _padding(module)
+    options = {"ceil_mode": (module.ceil_mode, False)}
+    if cls in (MaxPool1D, MaxPool2D):
+        options["dilation"] = (_square(module.dilation), 1)
+        options["return_indices"] = (module.return_indices, False)
+    else:
+        # AvgPool1d has no divisor_override
+        divisor = getattr(module, "divisor_override", None)
+        options["divisor_override"] = (divisor, None)
+        if padding not in (0, "valid"):  # glassnet counts the padded zeros
+            options["count_include_pad"] = (module.count_include_pad, True)
+    site.check(cls.__name__, **options)
+    return cls(_square(module.kernel_size), _square(module.stride), padding)
 
 
 @imports(nn.Flatten)
