@@ -489,7 +489,11 @@ def _unconfirmed_notes(rows: list[GradcheckRow], eps: float, threshold: float):
             "differences resolve here, so these rows pass without being confirmed "
             "(check the model before training, or on examples it gets wrong)"
         )
-    kinked = [r for r in rows if r.passed and r.unconfirmed and not r.unresolved]
+    kinked = [
+        r
+        for r in rows
+        if r.passed and r.unconfirmed and not r.unresolved and r.diagnosis != _AT_TIES
+    ]
     if kinked:
         parts = []
         for r in kinked:
@@ -505,8 +509,9 @@ def _unconfirmed_notes(rows: list[GradcheckRow], eps: float, threshold: float):
             + "; ".join(parts)
             + ". At a kink (a ReLU at exactly 0, equal values in a max-pool window) "
             "f has only one-sided derivatives, and finite differences cannot tell "
-            "what backward should return there; these rows pass on the entries "
-            "that could be checked"
+            "what backward should return there (nor where f bends too sharply "
+            "for the step, which is counted the same way); these rows pass on "
+            "the entries that could be checked"
         )
     wider = [r for r in rows if r.step > eps]
     if wider:
@@ -659,9 +664,12 @@ def _check_layer(
     rng,
     locate: bool = True,
     training: bool | None = None,
+    ties: bool = True,
 ) -> GradcheckReport:
     """Rows for the input and every parameter at every depth; with `locate`, a
-    failing check is followed by one per layer inside (see _faulty_layers)."""
+    failing check is followed by one per layer inside (see _faulty_layers);
+    with `ties`, a failure seen beside kinks is first checked away from them
+    (see _failed_only_at_ties)."""
     from glassnet.nn.losses import get_loss
 
     notes = []
@@ -753,6 +761,16 @@ def _check_layer(
     for row in rows:
         if row.name in repeated:
             row.passed, row.diagnosis = False, diagnose.ACCUMULATES
+    if ties and _failed_beside_kinks(rows):
+        buffers.restore()
+        moved = copy.deepcopy(model)
+        for p in moved.parameters():
+            p.data = p.data + _nudge(p.data, rng)
+        away = _check_layer(
+            moved, x + _nudge(x, rng), y, loss, eps, threshold, max_elements, rng,
+            locate=False, training=mode, ties=False,
+        )  # fmt: skip
+        notes += _failed_only_at_ties(rows, away)
     notes += _unconfirmed_notes(rows, eps, threshold)
     report = GradcheckReport(rows, threshold, eps, notes)
     if not report.passed:  # name the classic mistake behind each failing row
@@ -773,6 +791,49 @@ def _check_layer(
         )
         report.notes.extend(_faulty_layers(model, forward, x, check, report))
     return report
+
+
+def _failed_beside_kinks(rows: list[GradcheckRow]) -> bool:
+    """Some row failed, and kinks were found: the failure may come from ties."""
+    failed = [r for r in rows if not r.passed and r.diagnosis != diagnose.ACCUMULATES]
+    return bool(failed) and any(r.kinks or r.unconfirmed for r in rows)
+
+
+def _nudge(a: np.ndarray, rng) -> np.ndarray:
+    """Random noise of 1 % of a's scale (its root mean square, or 1 if it is all
+    zero): enough to move every exact tie far beyond a difference step."""
+    scale = float(np.sqrt(np.mean(np.square(a)))) if a.size else 0.0
+    return 0.01 * (scale or 1.0) * rng.standard_normal(np.shape(a))
+
+
+_AT_TIES = "not confirmed: disagrees only at exact ties (see the notes)"
+
+
+def _failed_only_at_ties(rows: list[GradcheckRow], away: GradcheckReport):
+    """Mark the failing rows unconfirmed, not failed, if the same check passes
+    at a point moved off the ties (`away`); return the note saying so.
+
+    Where many units sit exactly on their kinks (zero biases on a constant
+    background), their one-sided slopes can cancel along the direction probed,
+    so the kink is invisible there, and yet backward, taking each layer's
+    derivative at its kink by convention (ReLU'(0) = 0), need not give the
+    derivative of the whole: a correct model would fail. Moved off the ties,
+    every layer is differentiable; if the check passes there, the disagreement
+    belongs to the ties, and the rows are not confirmed at the point itself.
+    """
+    failed = [r for r in rows if not r.passed and r.diagnosis != diagnose.ACCUMULATES]
+    if not away.passed:
+        return []
+    for r in failed:
+        r.passed, r.unconfirmed, r.diagnosis = True, r.total, _AT_TIES
+    return [
+        f"{', '.join(r.name for r in failed)}: these rows disagree with finite "
+        "differences only at exact ties: moved off them (every array by 1 % of "
+        "its scale), the same check passes. At the point itself units sit "
+        "exactly on their kinks, where backward's value is a convention (ReLU'(0) "
+        "= 0) that need not be the derivative of the whole, so these rows are not "
+        "confirmed there"
+    ]
 
 
 def _same_output(a, b) -> bool:
@@ -932,11 +993,18 @@ def _faulty_layers(model: Layer, forward, x, check, report) -> list[str]:
             f"{', '.join(downstream)}: these rows fail only because the faulty "
             "layer's wrong gradient flows back through them"
         )
+    if not faulty:
+        notes.append(
+            "no layer fails when checked alone on the input it saw, so the "
+            "disagreement arises between layers: in the loss's backward (a loss "
+            "of your own?), or where units sit exactly on their kinks and their "
+            "one-sided slopes cancel (exact ties in the data or the weights)"
+        )
     return notes
 
 
 def _check_function(
-    f, arrays, grad, eps, threshold, max_elements, rng
+    f, arrays, grad, eps, threshold, max_elements, rng, ties: bool = True
 ) -> GradcheckReport:
     tensors, notes = {}, []
     for key, value in arrays.items():
@@ -991,6 +1059,12 @@ def _check_function(
     finally:
         if objective.bar is not None:
             objective.bar.close()
+    if ties and _failed_beside_kinks(rows):
+        moved = {k: v + _nudge(v, rng) for k, v in tensors.items()}
+        away = _check_function(
+            f, moved, grad, eps, threshold, max_elements, rng, ties=False
+        )
+        notes += _failed_only_at_ties(rows, away)
     if set(analytic) - set(tensors):
         notes.append(
             "grad returned keys not among the arrays: "
