@@ -143,6 +143,35 @@ def test_planted_maxpool_bug_on_digits_fails_and_is_named(bug, index, digits):
     assert named[0].startswith(f"faulty layer {index} ({bug.__name__})"), named
 
 
+class ConvBiasHalved(gn.Conv2D):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.bias.grad = 0.5 * self.bias.grad  # BUG
+        return dx
+
+
+def test_bug_in_a_row_entirely_on_kinks_is_caught_off_the_ties(digits):
+    """With zero biases on a zero background, every entry of the first conv's
+    bias sits on a ReLU kink: the point cannot judge that row, the same check at
+    a point moved off the ties can, and it fails there."""
+    X, y = digits
+    model = _digits_cnn()(0)
+    model.layers[0] = ConvBiasHalved(1, 16, 3, padding="same", init="he_normal")
+    model._initialize()
+    report = gn.gradcheck(model, X[:16], y[:16], loss="softmax_cross_entropy")
+    assert not report.passed, str(report)
+    row = report["0.bias"]
+    assert not row.passed and row.diagnosis.startswith("off the ties")
+    assert row.max_error > report.threshold  # the numbers of the check that judged
+    named = [n for n in report.notes if n.startswith("faulty layer")]
+    assert len(named) == 1 and named[0].startswith("faulty layer 0 (ConvBiasHalved)")
+    correct = gn.gradcheck(_digits_cnn()(0), X[:16], y[:16],
+                           loss="softmax_cross_entropy")  # fmt: skip
+    assert report.verdict(correct["0.bias"]) == "unconfirmed"
+    assert any(n.startswith("input, 0.bias: at a point off the ties") for n in
+               correct.notes), correct.notes  # fmt: skip
+
+
 def test_a_row_of_kinks_only_is_unconfirmed_not_ok():
     """x = 0 exactly for every entry of a ReLU: nothing can be confirmed."""
     report = gn.gradcheck(gn.ReLU(), np.zeros((3, 4)))

@@ -31,7 +31,11 @@ ones: an entry whose disagreement a kink or a bend within the step could explain
 is not failed but counted under "kinks" and left unconfirmed, and a projection
 that crosses a kink is split into halves until its parts are smooth. Every entry
 that no check could confirm is counted in the row and named in the notes: such a
-row is not failed, and not silently passed either.
+row is not failed, and not silently passed either. When a row has entries on
+kinks, the same check also runs at a point moved off the ties (every array by
+1 % of its scale): a row that fails only at the ties is left unconfirmed (their
+one-sided slopes can cancel, hiding the kink), and a row the ties kept from
+being confirmed is failed if it fails there (its formula is wrong anyway).
 """
 
 import copy
@@ -761,16 +765,29 @@ def _check_layer(
     for row in rows:
         if row.name in repeated:
             row.passed, row.diagnosis = False, diagnose.ACCUMULATES
-    if ties and _failed_beside_kinks(rows):
+    where = (model, forward, x)  # the point the layers are searched at
+    if ties and any(r.unconfirmed for r in rows):
+        # entries on kinks: check the same function off the ties, to confirm
+        # what the point could not, and to tell a failure of the ties from one
+        # of the formulas
         buffers.restore()
         moved = copy.deepcopy(model)
         for p in moved.parameters():
             p.data = p.data + _nudge(p.data, rng)
+        moved_x = x + _nudge(x, rng)
         away = _check_layer(
-            moved, x + _nudge(x, rng), y, loss, eps, threshold, max_elements, rng,
+            moved, moved_x, y, loss, eps, threshold, max_elements, rng,
             locate=False, training=mode, ties=False,
         )  # fmt: skip
-        notes += _failed_only_at_ties(rows, away)
+        notes += _settle_ties(rows, away)
+        if all(r.diagnosis.startswith(_OFF_TIES) for r in rows if not r.passed):
+            moved_buffers = _Buffers(moved)
+
+            def moved_forward(a):
+                moved_buffers.restore()
+                return moved.forward(a, training=mode) if is_model else moved(a)
+
+            where = (moved, moved_forward, moved_x)
     notes += _unconfirmed_notes(rows, eps, threshold)
     report = GradcheckReport(rows, threshold, eps, notes)
     if not report.passed:  # name the classic mistake behind each failing row
@@ -789,14 +806,8 @@ def _check_layer(
             locate=False,
             training=mode,
         )
-        report.notes.extend(_faulty_layers(model, forward, x, check, report))
+        report.notes.extend(_faulty_layers(*where, check, report))
     return report
-
-
-def _failed_beside_kinks(rows: list[GradcheckRow]) -> bool:
-    """Some row failed, and kinks were found: the failure may come from ties."""
-    failed = [r for r in rows if not r.passed and r.diagnosis != diagnose.ACCUMULATES]
-    return bool(failed) and any(r.kinks or r.unconfirmed for r in rows)
 
 
 def _nudge(a: np.ndarray, rng) -> np.ndarray:
@@ -807,33 +818,58 @@ def _nudge(a: np.ndarray, rng) -> np.ndarray:
 
 
 _AT_TIES = "not confirmed: disagrees only at exact ties (see the notes)"
+_OFF_TIES = "off the ties"
 
 
-def _failed_only_at_ties(rows: list[GradcheckRow], away: GradcheckReport):
-    """Mark the failing rows unconfirmed, not failed, if the same check passes
-    at a point moved off the ties (`away`); return the note saying so.
+def _settle_ties(rows: list[GradcheckRow], away: GradcheckReport) -> list[str]:
+    """Judge the rows with entries on kinks by `away`, the same check at a point
+    moved off the ties; return the notes saying what changed.
 
-    Where many units sit exactly on their kinks (zero biases on a constant
-    background), their one-sided slopes can cancel along the direction probed,
-    so the kink is invisible there, and yet backward, taking each layer's
-    derivative at its kink by convention (ReLU'(0) = 0), need not give the
-    derivative of the whole: a correct model would fail. Moved off the ties,
-    every layer is differentiable; if the check passes there, the disagreement
-    belongs to the ties, and the rows are not confirmed at the point itself.
+    A row that fails here but passes there is not failed: where many units sit
+    exactly on their kinks (zero biases on a constant background), their
+    one-sided slopes can cancel along the direction probed, so the kink is
+    invisible there, and yet backward, taking each layer's derivative at its
+    kink by convention (ReLU'(0) = 0), need not give the derivative of the
+    whole; the row is left unconfirmed. A row that passed here only partly
+    confirmed (or not at all) but fails there is failed, with the numbers of
+    the check that judged it: its formula is wrong away from any tie.
     """
-    failed = [r for r in rows if not r.passed and r.diagnosis != diagnose.ACCUMULATES]
-    if not away.passed:
+    if away.cannot_check:
         return []
-    for r in failed:
-        r.passed, r.unconfirmed, r.diagnosis = True, r.total, _AT_TIES
-    return [
-        f"{', '.join(r.name for r in failed)}: these rows disagree with finite "
-        "differences only at exact ties: moved off them (every array by 1 % of "
-        "its scale), the same check passes. At the point itself units sit "
-        "exactly on their kinks, where backward's value is a convention (ReLU'(0) "
-        "= 0) that need not be the derivative of the whole, so these rows are not "
-        "confirmed there"
-    ]
+    forgiven, failed, confirmed = [], [], []
+    for i, (r, a) in enumerate(zip(rows, away.rows, strict=True)):
+        if not r.passed and r.diagnosis != diagnose.ACCUMULATES and a.passed:
+            r.passed, r.unconfirmed, r.diagnosis = True, r.total, _AT_TIES
+            forgiven.append(r.name)
+        elif r.passed and r.unconfirmed and not a.passed:
+            a.diagnosis = f"{_OFF_TIES}: " + (a.diagnosis or "fails at the moved point")
+            rows[i] = a
+            failed.append(r.name)
+        elif r.passed and r.unconfirmed and a.confirmed:
+            confirmed.append(r.name)
+    moved = "every array moved by 1 % of its scale"
+    notes = []
+    if forgiven:
+        notes.append(
+            f"{', '.join(forgiven)}: these rows disagree with finite differences "
+            f"only at exact ties: off them ({moved}) the same check passes. At "
+            "the point itself units sit exactly on their kinks, where backward's "
+            "value is a convention (ReLU'(0) = 0) that need not be the derivative "
+            "of the whole, so these rows are not confirmed there"
+        )
+    if failed:
+        notes.append(
+            f"{', '.join(failed)}: could not be confirmed here (entries on kinks) "
+            f"and fail at a point off the ties ({moved}); their rows show that "
+            "check, and the layers are searched there"
+        )
+    if confirmed:
+        notes.append(
+            f"{', '.join(confirmed)}: at a point off the ties ({moved}) every "
+            "entry of these rows is confirmed; at the point itself the entries "
+            "on kinks are not"
+        )
+    return notes
 
 
 def _same_output(a, b) -> bool:
@@ -1059,12 +1095,12 @@ def _check_function(
     finally:
         if objective.bar is not None:
             objective.bar.close()
-    if ties and _failed_beside_kinks(rows):
+    if ties and any(r.unconfirmed for r in rows):  # see _settle_ties
         moved = {k: v + _nudge(v, rng) for k, v in tensors.items()}
         away = _check_function(
             f, moved, grad, eps, threshold, max_elements, rng, ties=False
         )
-        notes += _failed_only_at_ties(rows, away)
+        notes += _settle_ties(rows, away)
     if set(analytic) - set(tensors):
         notes.append(
             "grad returned keys not among the arrays: "
