@@ -81,9 +81,43 @@ def test_autoencoder_reconstructs_and_the_hadamard_backprop_checks(capsys):
     assert "dS/dz2 (5, 2)" in out
 
 
+def test_signal_cnn_tiny_prints_shapes_accuracy_and_confusion(capsys):
+    results = load("signal_cnn").main(["--tiny"])
+    out = capsys.readouterr().out
+    assert "Conv1D(1, 16, kernel_size=7, stride=2, padding='same')" in out
+    assert "-> (16, 32)" in out and "-> (256,)" in out
+    assert f"held-out accuracy {results['accuracy']:.3f} on 100 signals" in out
+    assert results["confusion"].sum() == 100
+    assert np.trace(results["confusion"]) == round(100 * results["accuracy"])
+    assert results["accuracy"] > 0.25  # above chance after two epochs
+    assert "sawtooth" in out and np.isfinite(results["loss"])
+
+
+def test_digits_cnn_batchnorm_tiny_uses_running_statistics(capsys):
+    pytest.importorskip("sklearn")
+    results = load("digits_cnn").main(["--tiny", "--batchnorm"])
+    out = capsys.readouterr().out
+    assert out.count("BatchNorm2D(") == 2 and "-> (32, 2, 2)" in out
+    assert "running mean" in out and "Dropout" not in out
+    assert np.isfinite(results["loss"]) and results["accuracy"] > 0.3
+
+
+@pytest.mark.slow
+def test_signal_cnn_reaches_96_percent():
+    results = load("signal_cnn").main([])
+    assert results["accuracy"] >= 0.96
+
+
+@pytest.mark.slow
+def test_digits_cnn_with_batchnorm_reaches_97_percent():
+    pytest.importorskip("sklearn")
+    assert load("digits_cnn").main(["--batchnorm"])["accuracy"] >= 0.97
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [
+        ("signal_cnn", "held-out accuracy"),
         ("iris_softmax", "gradcheck PASSED"),
         ("xor", "bug=index: FAILED"),
         ("autoencoder", "by Hadamard product: gradcheck PASSED"),

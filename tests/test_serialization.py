@@ -64,6 +64,29 @@ def _cnn(dtype):
     )  # fmt: skip
 
 
+def _signal(dtype):  # 1-D layers and the per-axis argument forms
+    return gn.Sequential(
+        gn.Conv1D(2, 3, 5, stride=2, padding="same"), gn.ReLU(),
+        gn.MaxPool1D(2, padding=(1, 0)),
+        gn.Conv1D(3, 4, (3,), padding=((2, 0),), init="he_normal"),
+        gn.AvgPool1D(3, stride=1, padding=1),
+        gn.Flatten(),
+        gn.Dense(4 * 3, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _image_axes(dtype):  # per-axis kernels, strides and explicit padding in 2-D
+    return gn.Sequential(
+        gn.Conv2D(2, 3, (1, 3), stride=(1, 2), padding=((0, 0), (1, 2))),
+        gn.MaxPool2D((2, 1), padding="same"),
+        gn.AvgPool2D((1, 2), stride=(1, 1), padding=(0, 1)),
+        gn.Flatten(),
+        gn.Dense(3 * 4 * 6, 2),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 def _residual_mlp(dtype):
     return gn.Sequential(
         gn.Dense(4, 8), gn.Tanh(),
@@ -111,9 +134,36 @@ def _tokens(dtype):  # takes integer ids: see test_round_trip_of_an_embedding_mo
     )  # fmt: skip
 
 
+def _token_lstm(dtype):  # a sequence classifier on integer ids
+    return gn.Sequential(
+        gn.Embedding(10, 4), gn.LSTM(4, 5), gn.Dense(5, 3), seed=0, dtype=dtype
+    )
+
+
+def _recurrent(dtype):  # every recurrent layer and option, stacked
+    return gn.Sequential(
+        gn.GRU(2, 3, return_sequences=True, bidirectional=True),
+        gn.RNN(6, 4, "relu", return_sequences=True),
+        gn.LSTM(4, 3, return_sequences=True, bidirectional=True),
+        gn.RNN(6, 3, bidirectional=True), gn.Dense(6, 2),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _attention(dtype):
+    return gn.Sequential(
+        gn.SinusoidalPositionalEncoding(8), gn.PositionalEmbedding(5, 8),
+        gn.TransformerBlock(embed_dim=8, num_heads=2, mlp_dim=12, causal=True),
+        gn.MultiHeadAttention(8, 4), gn.Flatten(), gn.Dense(24, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 MODELS = [
     pytest.param(_mlp, (7, 4), id="mlp"),
     pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
+    pytest.param(_signal, (5, 2, 12), id="signal"),
+    pytest.param(_image_axes, (5, 2, 7, 9), id="image-axes"),
     pytest.param(_residual_mlp, (7, 4), id="residual-mlp"),
     pytest.param(_nested, (7, 4), id="nested"),
     pytest.param(_sequence, (5, 2, 6), id="sequence"),
@@ -122,11 +172,13 @@ MODELS = [
     ),
     pytest.param(_image, (5, 2, 4, 4), id="image"),
     pytest.param(lambda d: _image(d, gn.GlobalMaxPool2D), (5, 2, 4, 4), id="image-max"),
+    pytest.param(_recurrent, (5, 6, 2), id="recurrent"),
+    pytest.param(_attention, (5, 3, 8), id="attention"),
 ]
 
 
 def test_round_trip_models_cover_every_registered_layer():
-    makers = [p.values[0] for p in MODELS] + [_tokens]
+    makers = [p.values[0] for p in MODELS] + [_tokens, _token_lstm]
     used = {
         type(layer).__name__
         for make in makers
@@ -158,14 +210,312 @@ def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path
     assert np.array_equal(model.predict(X), loaded.predict(X))
 
 
+@pytest.mark.parametrize("make", [_tokens, _token_lstm], ids=["flatten", "lstm"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_round_trip_of_an_embedding_model(dtype, tmp_path):
-    model = _perturb(_tokens(dtype))
+def test_round_trip_of_an_embedding_model(dtype, make, tmp_path):
+    model = _perturb(make(dtype))
     ids = np.random.default_rng(2).integers(0, 10, (5, 3))
     model.save(tmp_path / "model.safetensors")
     loaded = gn.load(tmp_path / "model.safetensors")
     assert [repr(a) for a in loaded] == [repr(b) for b in model]
     assert np.array_equal(model.predict(ids), loaded.predict(ids))
+
+
+# -- buffers and mixed dtypes ------------------------------------------------------
+
+
+def _bn_mlp(dtype):
+    return gn.Sequential(
+        gn.Dense(4, 6), gn.BatchNorm1D(6), gn.ReLU(), gn.Dense(6, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _bn_residual(dtype):  # BatchNorm inside Residual inside Sequential, and beside
+    block = gn.Sequential(gn.BatchNorm1D(6), gn.Dense(6, 6), gn.Tanh())
+    return gn.Sequential(
+        gn.Dense(4, 6), gn.Residual(block), gn.BatchNorm1D(6, momentum=0.5),
+        gn.Dense(6, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _bn_image(dtype):
+    return gn.Sequential(
+        gn.Conv2D(2, 3, 3, padding=1), gn.BatchNorm2D(3), gn.ReLU(),
+        gn.GlobalAvgPool2D(), gn.BatchNorm1D(3), gn.Dense(3, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+BATCHNORM_MODELS = [
+    pytest.param(_bn_mlp, (4,), id="mlp"),
+    pytest.param(_bn_residual, (4,), id="inside-residual"),
+    pytest.param(_bn_image, (2, 5, 5), id="image"),
+]
+
+
+def _trained(model, sample_shape):
+    """model after two epochs of fit: running statistics far from their start."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(1.5, 3.0, size=(60, *sample_shape))
+    y = rng.integers(0, model.predict(X[:2]).shape[1], 60)  # one class per output
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    for name, buffer in model.named_buffers():
+        start = 0.0 if name.endswith("running_mean") else 1.0
+        assert not np.allclose(buffer, start), f"{name} did not move in training"
+    return model, X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make, sample_shape", BATCHNORM_MODELS)
+def test_trained_batchnorm_model_predicts_bitwise_after_load(
+    make, sample_shape, dtype, tmp_path
+):
+    model, X = _trained(make(dtype), sample_shape)
+    path = tmp_path / "bn.safetensors"
+    model.save(path)
+    from safetensors.numpy import load_file
+
+    stored = load_file(path)
+    for name, buffer in model.named_buffers():  # beside the parameters, marked
+        assert name not in stored
+        assert np.array_equal(stored[f"buffers.{name}"], buffer), name
+    fresh = make(dtype)  # running statistics at 0 and 1: predicts differently
+    assert not np.array_equal(fresh.predict(X), model.predict(X))
+    for loaded in (gn.load(path), load_weights(fresh, path)):
+        assert [n for n, _ in loaded.named_buffers()] == [
+            n for n, _ in model.named_buffers()
+        ]
+        for (name, a), (_, b) in zip(
+            model.named_buffers(), loaded.named_buffers(), strict=True
+        ):
+            assert a.dtype == b.dtype == np.dtype(dtype)
+            assert np.array_equal(a, b), name
+        assert not any("running" in n for n, _ in loaded.named_parameters())
+        assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+def _buffer_checkpoint(tmp_path):
+    """A checkpoint (also a model file) of a trained _bn_residual model."""
+    model, _ = _trained(_bn_residual(np.float32), (4,))
+    path = tmp_path / "bn.ckpt"
+    from glassnet.train.checkpoints import save_checkpoint
+
+    save_checkpoint(path, model, epoch=1)
+    return path
+
+
+def _rewrite_tensors(path, change) -> None:
+    """Rewrite a file's tensors with change(arrays), metadata untouched."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    from safetensors.numpy import save as safetensors_save
+
+    with safe_open(path, "np") as fh:
+        metadata = fh.metadata()
+    arrays = load_file(path)
+    change(arrays)
+    path.write_bytes(safetensors_save(arrays, metadata=metadata))
+
+
+def _unmark_buffers(arrays):  # buffers stored under parameter-like names
+    for name in [n for n in arrays if n.startswith("buffers.")]:
+        arrays[name.removeprefix("buffers.")] = arrays.pop(name)
+
+
+BUFFER_EDITS = [
+    pytest.param(
+        lambda a: a.pop("buffers.1.block.0.running_var"),
+        ["buffers.1.block.0.running_var: missing from the file"],
+        id="missing-nested",
+    ),
+    pytest.param(
+        lambda a: a.update({"buffers.2.running_std": np.ones(6, np.float32)}),
+        ["buffers.2.running_std: in the file (shape (6,)) but not in the model"],
+        id="extra",
+    ),
+    pytest.param(
+        _unmark_buffers,
+        [
+            "buffers.2.running_mean: missing from the file",
+            "2.running_mean: in the file (shape (6,)) but not in the model",
+            "buffers.1.block.0.running_var: missing from the file",
+        ],
+        id="stored-as-parameters",
+    ),
+    pytest.param(
+        lambda a: a.update({"buffers.2.running_mean": np.zeros(5, np.float32)}),
+        ["buffers.2.running_mean: file shape (5,) float32, model shape (6,) float32"],
+        id="wrong-shape",
+    ),
+    pytest.param(
+        lambda a: a.update({"buffers.2.running_var": np.ones(6)}),
+        ["buffers.2.running_var: file shape (6,) float64, model shape (6,) float32"],
+        id="wrong-dtype",
+    ),
+]
+
+
+def _load_into_fresh(loader):
+    def run(path):
+        if loader == "load":
+            return load(path)
+        if loader == "load_checkpoint":
+            return load_checkpoint(path)
+        model = _bn_residual(np.float32)
+        if loader == "load_weights":
+            return load_weights(model, path)
+        return restore_checkpoint(path, model)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "loader", ["load", "load_weights", "load_checkpoint", "restore_checkpoint"]
+)
+@pytest.mark.parametrize("edit, messages", BUFFER_EDITS)
+def test_a_file_with_missing_or_extra_buffers_is_refused(
+    edit, messages, loader, tmp_path
+):
+    path = _buffer_checkpoint(tmp_path)
+    _load_into_fresh(loader)(path)  # the file as written loads
+    _rewrite_tensors(path, edit)
+    with pytest.raises(ModelFileError) as info:
+        _load_into_fresh(loader)(path)
+    assert str(info.value).startswith(str(path))
+    for message in messages:
+        assert message in str(info.value)
+
+
+def test_a_refused_file_leaves_the_buffers_unchanged(tmp_path):
+    path = _buffer_checkpoint(tmp_path)
+    _rewrite_tensors(path, lambda a: a.pop("buffers.2.running_var"))
+    model = _bn_residual(np.float32)
+    model[2].running_mean = np.full(6, 7.0, np.float32)
+    with pytest.raises(ModelFileError, match="running_var: missing"):
+        restore_checkpoint(path, model)
+    assert np.array_equal(model[2].running_mean, np.full(6, 7.0))
+
+
+def _spec_mixed(dtype):  # the issue's example: the first layer keeps its float64
+    return gn.Sequential(
+        gn.Dense(4, 3, dtype=np.float64), gn.Tanh(), gn.Dense(3, 2), seed=0
+    )
+
+
+def _mixed(dtype):
+    """Layers given the other dtype than the model's, at several depths."""
+    other = np.float64 if dtype == np.float32 else np.float32
+    block = gn.Sequential(gn.BatchNorm1D(6, dtype=other), gn.Dense(6, 6), gn.Tanh())
+    return gn.Sequential(
+        gn.Dense(4, 6, dtype=other), gn.Tanh(), gn.Residual(block),
+        gn.LayerNorm(6, dtype=other), gn.Dense(6, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+MIXED_MODELS = [
+    pytest.param(_spec_mixed, np.float32, ["0"], id="issue-example"),
+    pytest.param(_mixed, np.float32, ["0", "2.block.0", "3"], id="float32-model"),
+    pytest.param(_mixed, np.float64, ["0", "2.block.0", "3"], id="float64-model"),
+]
+
+
+def _dtypes(model) -> list[tuple[str, np.dtype]]:
+    """(name, dtype) of every parameter and buffer."""
+    return [(n, p.data.dtype) for n, p in model.named_parameters()] + [
+        ("buffers." + n, a.dtype) for n, a in model.named_buffers()
+    ]
+
+
+def _entries_with_dtype(entry, layer, prefix="") -> dict[str, str]:
+    """{layer path: dtype} of the architecture entries below `entry` that carry a
+    dtype; `layer` is the model's layer the entry describes."""
+    found = {}
+    pairs = zip(entry.get("layers", []), layer.children(), strict=True)
+    for child_entry, (name, child) in pairs:
+        if "dtype" in child_entry:
+            found[prefix + name] = child_entry["dtype"]
+        found.update(_entries_with_dtype(child_entry, child, f"{prefix}{name}."))
+    return found
+
+
+@pytest.mark.parametrize("make, dtype, own", MIXED_MODELS)
+def test_mixed_dtype_model_round_trips_each_dtype(make, dtype, own, tmp_path):
+    model, X = _trained(_perturb(make(dtype)), (4,))
+    kinds = {d for _, d in _dtypes(model)}
+    assert kinds == {np.dtype(np.float32), np.dtype(np.float64)}  # truly mixed
+    path = tmp_path / "mixed.safetensors"
+    model.save(path)
+    from safetensors import safe_open
+
+    with safe_open(path, "np") as fh:
+        arch = json.loads(fh.metadata()["glassnet"])["architecture"]
+    other = "float64" if np.dtype(dtype) == np.float32 else "float32"
+    # a "dtype" entry only where a layer was given its own
+    assert _entries_with_dtype(arch, model) == dict.fromkeys(own, other)
+    for loaded in (load(path), load_weights(make(dtype), path)):
+        assert loaded.dtype == model.dtype
+        assert _dtypes(loaded) == _dtypes(model)
+        for (name, p), (_, q) in zip(
+            model.named_parameters(), loaded.named_parameters(), strict=True
+        ):
+            assert np.array_equal(p.data, q.data), name
+        assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("make, dtype, own", MIXED_MODELS)
+def test_mixed_dtype_checkpoint_restores_each_dtype(make, dtype, own, tmp_path):
+    X, y = gn.datasets.load_iris()
+    path = tmp_path / "run.ckpt"
+    model, adam = make(dtype), gn.Adam(lr=0.01)
+    y = y % model.predict(X[:1]).shape[1]  # the issue's example has two outputs
+    backup = gn.BackupAndRestore(path, delete_on_end=False)
+    model.fit(X, y, optimizer=adam, epochs=2, verbose=0, callbacks=[backup])
+    saved = load_checkpoint(path)
+    restored, optimizer = make(dtype), gn.Adam(lr=0.01)
+    assert restore_checkpoint(path, restored, optimizer) == 1
+    for other, opt in ((saved.model, saved.optimizer), (restored, optimizer)):
+        assert _dtypes(other) == _dtypes(model)
+        for (name, p), (_, q) in zip(
+            model.named_parameters(), other.named_parameters(), strict=True
+        ):
+            assert np.array_equal(p.data, q.data), name
+        assert np.array_equal(other.predict(X), model.predict(X))
+        assert opt.t == adam.t
+        for key, arr in adam.state_arrays().items():
+            assert arr.dtype == np.float64  # the wider of the two
+            assert np.array_equal(arr, opt.state_arrays()[key]), key
+    all32 = gn.Sequential(  # the same layers, all in the model's float32
+        gn.Dense(4, 3), gn.Tanh(), gn.Dense(3, 2), seed=0
+    )
+    if make is _spec_mixed:
+        with pytest.raises(ModelFileError, match="configurations differ"):
+            restore_checkpoint(path, all32, gn.Adam(lr=0.01))
+
+
+def test_save_refuses_a_layer_whose_tensors_mix_dtypes(tmp_path):
+    model = gn.Sequential(gn.BatchNorm1D(3), seed=0)
+    model[0].running_var = model[0].running_var.astype(np.float64)
+    with pytest.raises(gn.ConfigError, match=r"layer 0 \(BatchNorm1D\) holds tensors"):
+        model.save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_parameter_names_cannot_take_the_buffers_prefix(tmp_path):
+    class Holder(gn.Layer):
+        def __init__(self):
+            self.buffers = gn.Dense(2, 2)
+
+        def forward(self, x):
+            return self.buffers.forward(x)
+
+        def backward(self, dout):
+            return self.buffers.backward(dout)
+
+    with pytest.raises(gn.ConfigError, match="'buffers'.* keep for buffers"):
+        save_weights(Holder(), tmp_path / "w.safetensors")
 
 
 def test_same_model_gives_same_bytes_in_another_process(tmp_path):
@@ -700,6 +1050,58 @@ CRAFTED = [
         id="nested-dtype",
     ),
     pytest.param(
+        _v2([{**_DENSE_2_3, "dtype": "float16"}]),
+        "layer 0: dtype must be float32 or float64, got 'float16'",
+        id="layer-dtype-float16",
+    ),
+    pytest.param(
+        _v2([{**_DENSE_2_3, "dtype": 64}]),
+        "layer 0: dtype must be float32 or float64, got 64",
+        id="layer-dtype-number",
+    ),
+    pytest.param(
+        _v2([{**_DENSE_2_3, "dtype": None}]),
+        "layer 0: dtype must be float32 or float64, got None",
+        id="layer-dtype-null",
+    ),
+    pytest.param(
+        _v2([{**_DENSE_2_3, "dtype": "float64"}]),
+        r"0.weight: file shape \(2, 3\) float32, model shape \(2, 3\) float64",
+        id="layer-dtype-other-than-its-tensors",
+    ),
+    pytest.param(
+        _v2([_DENSE_2_3, {"class": "Tanh", "config": {}, "dtype": "float64"}]),
+        r"layer 1 \(Tanh\) has dtype 'float64' beside its config, but it takes no",
+        id="layer-dtype-on-an-activation",
+    ),
+    pytest.param(
+        _v2([{"class": "Sequential", "config": {}, "layers": [], "dtype": "float64"}]),
+        r"layer 0 \(Sequential\) has dtype .* but its config holds its dtype",
+        id="layer-dtype-beside-a-sequential-config",
+    ),
+    pytest.param(
+        _v2(
+            [
+                {"class": "Residual", "config": {}, "layers": [_DENSE_2_3]}
+                | {"dtype": "float32"}
+            ]
+        ),
+        r"layer 0 \(Residual\) has dtype 'float32' beside its config, but it takes",
+        id="layer-dtype-on-a-container",
+    ),
+    pytest.param(
+        _v2([{**_DENSE_2_3, "config": {**_DENSE_2_3["config"], "dtype": "float64"}}]),
+        r"layer 0 \(Dense\): unknown config keys \['dtype'\]",
+        id="layer-dtype-inside-its-config",
+    ),
+    pytest.param(
+        _file_bytes(
+            _with_meta(layers=[{**_DENSE_2_3, "dtype": "float64"}]), _valid_parts()[1]
+        ),
+        r"layer 0 must be \{class: name, config: \{...\}\}",
+        id="v1-with-a-layer-dtype",
+    ),
+    pytest.param(
         _v2(
             [
                 {
@@ -915,8 +1317,11 @@ from glassnet.train.checkpoints import save_checkpoint
 backup, final, mode, variant = sys.argv[1:5]
 X, y = gn.datasets.make_spirals(120, classes=3, seed=4)
 layers = [gn.Dense(2, 16), gn.ReLU(), gn.Dropout(0.2), gn.Dense(16, 3)]
+if variant == "batchnorm":  # running statistics (buffers), one nested, float64 too
+    block = gn.Sequential(gn.BatchNorm1D(16, momentum=0.3), gn.Dense(16, 16))
+    layers[2:2] = [gn.Residual(block), gn.BatchNorm1D(16, dtype="float64")]
 model = gn.Sequential(*layers, seed=7)
-if variant == "adam":
+if variant in ("adam", "batchnorm"):
     optimizer, fit_seed = gn.Adam(lr=0.01), None
 else:  # fit(seed=...) shuffles with its own generator, saved as fit_rng
     optimizer, fit_seed = gn.SGD(lr=0.05, momentum=0.9), 11
@@ -933,7 +1338,7 @@ save_checkpoint(final, model, optimizer, epoch=7, history=history, rng=callbacks
 """
 
 
-@pytest.mark.parametrize("variant", ["adam", "sgd"])
+@pytest.mark.parametrize("variant", ["adam", "sgd", "batchnorm"])
 def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
     def run(mode, backup, final):
         return subprocess.run(
@@ -965,12 +1370,20 @@ def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
     b = load_checkpoint(tmp_path / "resumed.ckpt")
     for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert np.array_equal(p.data, q.data)
+    buffers_a, buffers_b = a.model.named_buffers(), b.model.named_buffers()
+    assert len(buffers_a) == (4 if variant == "batchnorm" else 0)
+    for (name, u), (name_b, v) in zip(buffers_a, buffers_b, strict=True):
+        assert name == name_b and u.dtype == v.dtype
+        assert np.array_equal(u, v), name
+    if buffers_a:  # trained: the statistics moved away from their start
+        assert not np.array_equal(buffers_a[0][1], np.zeros(16))
+        assert buffers_a[-1][1].dtype == np.float64
     assert a.optimizer.t == b.optimizer.t == 8 * 6  # 90 training rows, batches of 16
     assert a.optimizer.state_arrays().keys() == b.optimizer.state_arrays().keys()
     for name, arr in a.optimizer.state_arrays().items():
         assert np.array_equal(arr, b.optimizer.state_arrays()[name]), name
     assert a.rng_state == b.rng_state and a.fit_rng_state == b.fit_rng_state
-    assert (a.fit_rng_state is None) == (variant == "adam")
+    assert (a.fit_rng_state is None) == (variant != "sgd")
     assert a.history.epoch == b.history.epoch == list(range(8))
     assert a.history.history == b.history.history
     order = ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]  # as fit logs them

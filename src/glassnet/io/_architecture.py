@@ -2,7 +2,12 @@
 
     {"class": "Sequential", "config": {"seed": 0, "dtype": "float32"},
      "layers": [{"class": "Dense", "config": {...}},
-                {"class": "Residual", "config": {}, "layers": [entry]}, ...]}
+                {"class": "Residual", "config": {}, "layers": [entry]},
+                {"class": "Dense", "config": {...}, "dtype": "float64"}, ...]}
+
+An entry has "dtype" ("float32" or "float64") only when its layer's tensors have
+another dtype than the Sequential around it (a layer given its own dtype); the
+layer is then rebuilt with that dtype, the others take the model's.
 
 `architecture(model)` writes it; `check` and `Builder` read it back from a file
 that nothing vouches for (see glassnet.io.serialization): every entry's shape
@@ -15,6 +20,8 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Iterator
+
+import numpy as np
 
 from glassnet.errors import ConfigError, GlassnetError, ModelFileError
 from glassnet.nn.layers.base import Layer, builtin_layers
@@ -61,10 +68,11 @@ def architecture(model) -> dict:
         raise ConfigError(
             f"save: expected a glassnet Sequential model, got {type(model).__name__}"
         )
-    return _describe(model, "", registry)
+    return _describe(model, "", registry, model.dtype)
 
 
-def _describe(layer: Layer, path: str, registry: dict) -> dict:
+def _describe(layer: Layer, path: str, registry: dict, model_dtype) -> dict:
+    """The entry of `layer`; model_dtype is the dtype of the Sequential around it."""
     name = type(layer).__name__
     where = f"layer {path} ({name})" if path else f"the model ({name})"
     if registry.get(name) is not type(layer):
@@ -76,13 +84,46 @@ def _describe(layer: Layer, path: str, registry: dict) -> dict:
     config = layer.get_config()
     to_json(config, f"{where} config {config!r}")
     entry = {"class": name, "config": config}
+    if name == "Sequential":  # its dtype is in its config; its layers follow it
+        model_dtype = layer.dtype
+    else:
+        own = _own_dtype(layer, where)
+        if own is not None and own != model_dtype:
+            if not takes_dtype(type(layer)):
+                raise ConfigError(
+                    f"save: {where} holds {own} tensors in a {model_dtype} model, "
+                    "and its class takes no dtype to rebuild it with"
+                )
+            entry["dtype"] = own.name
     children = layer.children()
     if children or name == "Sequential":
         prefix = f"{path}." if path else ""
         entry["layers"] = [
-            _describe(child, prefix + n, registry) for n, child in children
+            _describe(child, prefix + n, registry, model_dtype) for n, child in children
         ]
     return entry
+
+
+def _own_dtype(layer: Layer, where: str):
+    """The one float dtype of the layer's own parameters and buffers (not its
+    children's), or None if it holds none."""
+    arrays = [p.data for p in layer.own_parameters()]
+    arrays += list(layer.own_buffers().values())
+    dtypes = sorted({a.dtype.name for a in arrays if a.dtype.kind == "f"})
+    if len(dtypes) > 1:
+        raise ConfigError(
+            f"save: {where} holds tensors of several dtypes ({', '.join(dtypes)}); "
+            "a layer's parameters and buffers must share one dtype"
+        )
+    return np.dtype(dtypes[0]) if dtypes else None
+
+
+def takes_dtype(cls: type) -> bool:
+    """True when cls(..., dtype=...) sets the layer's dtype (Sequential keeps
+    its own in its config instead)."""
+    if cls.__name__ == "Sequential":
+        return False
+    return "dtype" in inspect.signature(cls.__init__).parameters
 
 
 # -- checking the tree's shape ---------------------------------------------------
@@ -106,18 +147,23 @@ def check(arch, version: int, fail: Fail) -> None:
 
 
 def _check_entry(entry, where: str, version: int, depth: int, fail: Fail) -> None:
-    keys = [{"class", "config"}] + ([{"class", "config", "layers"}] * (version > 1))
+    optional = {"layers", "dtype"} if version > 1 else set()
     if (
         not isinstance(entry, dict)
-        or set(entry) not in keys
+        or not {"class", "config"} <= set(entry) <= {"class", "config"} | optional
         or not isinstance(entry["class"], str)
         or not isinstance(entry["config"], dict)
         or not isinstance(entry.get("layers", []), list)
     ):
         shape = "{class: name, config: {...}" + (
-            "[, layers: [...]]}" if version > 1 else "}"
+            "[, layers: [...]][, dtype: name]}" if version > 1 else "}"
         )
         raise fail(f"layer {where} must be {shape}, got {short(entry)}")
+    if entry.get("dtype", "float32") not in ("float32", "float64"):
+        raise fail(
+            f"layer {where}: dtype must be float32 or float64, got "
+            f"{short(entry['dtype'])}"
+        )
     if "layers" not in entry:
         return
     if depth >= MAX_DEPTH:
@@ -192,6 +238,14 @@ class Builder:
                 f"layer {path} has unknown type {short(name)}; known layer types: "
                 f"{', '.join(sorted(self.registry))}"
             )
+        if "dtype" in entry and not takes_dtype(cls):
+            reason = "its config holds its dtype"
+            if name != "Sequential":
+                reason = "it takes no dtype"
+            raise self.fail(
+                f"layer {path} ({name}) has dtype {short(entry['dtype'])} beside its "
+                f"config, but {reason}"
+            )
         if "layers" in entry:
             return self._plan_container(cls, entry, path)
         self._check_config_keys(path, cls, entry["config"], container=False)
@@ -235,8 +289,10 @@ class Builder:
     def _build(self, plan: _Plan) -> Layer:
         entry, config = plan.entry, plan.entry["config"]
         children = [self._build(child) for child in plan.children or ()]
+        # its own dtype, when it differs from the model's (checked by _plan)
+        own = {"dtype": np.dtype(entry["dtype"])} if "dtype" in entry else {}
         try:
-            return plan.cls(*children, **config)
+            return plan.cls(*children, **config, **own)
         except (GlassnetError, TypeError, ValueError) as exc:
             raise self.fail(
                 f"layer {plan.path} ({entry['class']}): config {short(config)} is "

@@ -28,10 +28,19 @@ holds others, with its children in the order its constructor takes them:
 Format version 1 (still read) is the same with flat entries only. "architecture"
 is null in a file written by save_weights (any model, custom layers included).
 
-Every tensor of the model, at every depth, is stored under the name
-model.named_parameters() gives it ("0.weight", "2.block.0.bias"); a checkpoint
-adds the optimizer's state as "optimizer.<name>". Loading refuses a file that
-leaves a tensor of the model unset or holds one the model does not have. The
+A layer whose dtype differs from its model's (Dense(4, 3, dtype=np.float64) in a
+float32 Sequential) says so in its entry, {"class": "Dense", "config": {...},
+"dtype": "float64"}; the entry has no "dtype" when the layer has the model's.
+
+Every parameter of the model, at every depth, is stored under the name
+model.named_parameters() gives it ("0.weight", "2.block.0.bias"), in its own
+dtype. Every buffer (state that is saved but never trained: a BatchNorm's
+running mean and variance) is stored under "buffers." + the name
+model.named_buffers() gives it ("buffers.1.running_mean"), so the file tells
+buffers from parameters and no optimizer ever sees them. A checkpoint adds the
+optimizer's state as "optimizer.<name>". Loading refuses a file that leaves a
+tensor of the model (parameter or buffer) unset or holds one the model does not
+have, and lists their names. The
 metadata lives in one key, written with sorted keys, because safetensors writes
 its metadata map in a random order: one key keeps the same model's file
 byte-identical.
@@ -107,16 +116,33 @@ LAYERS = _LayerRegistry()
 # -- writing -------------------------------------------------------------------
 
 
+BUFFER_PREFIX = "buffers."  # a buffer "1.running_mean" is "buffers.1.running_mean"
+_RESERVED_PREFIXES = (BUFFER_PREFIX, "optimizer.")
+
+
+def _named_arrays(model) -> list[tuple[str, str, np.ndarray]]:
+    """(file name, what, array) for every parameter and buffer at every depth."""
+    found = [(name, "parameter", p.data) for name, p in model.named_parameters()]
+    found += [(BUFFER_PREFIX + n, "buffer", a) for n, a in model.named_buffers()]
+    return found
+
+
 def _model_tensors(model) -> dict[str, np.ndarray]:
-    """{qualified name: array} for every parameter at every depth."""
+    """{file name: array} for every parameter and buffer at every depth."""
     tensors = {}
-    for name, p in model.named_parameters():
-        if p.data.dtype not in _DTYPE_CODES:
+    for name, what, a in _named_arrays(model):
+        shown = name.removeprefix(BUFFER_PREFIX) if what == "buffer" else name
+        if what == "parameter" and name.startswith(_RESERVED_PREFIXES):
             raise ConfigError(
-                f"save: parameter {name} has dtype {p.data.dtype}; expected float32 "
-                "or float64"
+                f"save: parameter {name} starts with {name.split('.')[0]!r}, which "
+                "model files keep for buffers and optimizer state; rename the "
+                "layer attribute that holds it"
             )
-        tensors[name] = _contiguous(p.data)
+        if a.dtype not in _DTYPE_CODES:
+            raise ConfigError(
+                f"save: {what} {shown} has dtype {a.dtype}; expected float32 or float64"
+            )
+        tensors[name] = _contiguous(a)
     return tensors
 
 
@@ -142,9 +168,9 @@ def save(model, path: str | os.PathLike) -> None:
 
 
 def save_weights(model, path: str | os.PathLike) -> None:
-    """Write only the weights, every tensor at every depth (any model, custom
-    layers included); read them back into a model of the same structure with
-    load_weights."""
+    """Write only the weights, every parameter and buffer at every depth (any
+    model, custom layers included); read them back into a model of the same
+    structure with load_weights."""
     meta = {"format_version": FORMAT_VERSION, "architecture": None}
     _write(path, _model_tensors(model), meta)
 
@@ -406,9 +432,9 @@ class ModelFile:
 
     def expected_training_tensors(self, n_params: int, dtype) -> dict[str, tuple]:
         """{"optimizer.m": (dtype, (n_params,)), ...} as the training metadata says."""
-        if not self.training:
+        optimizer = self.training.get("optimizer") if self.training else None
+        if optimizer is None:  # not a checkpoint, or one saved without optimizer
             return {}
-        optimizer = self.training.get("optimizer")
         names = optimizer.get("state") if isinstance(optimizer, dict) else None
         if not (
             isinstance(names, list)
@@ -484,13 +510,26 @@ class ModelFile:
 
 
 def _assign(model, arrays: dict[str, np.ndarray]) -> None:
+    """Put every parameter and buffer of `arrays` (checked) into the model."""
     for name, p in model.named_parameters():
         np.copyto(p.data, arrays[name])  # into the parameter's own array
+    for path, layer in [("", model), *model.named_layers()]:
+        prefix = BUFFER_PREFIX + (f"{path}." if path else "")
+        for name in layer.own_buffers():
+            layer.load_buffer(name, arrays[prefix + name])
 
 
 def _model_specs(model) -> dict[str, tuple]:
-    """{qualified name: (dtype, shape)} of every tensor of the model."""
-    return {n: (p.data.dtype, p.shape) for n, p in model.named_parameters()}
+    """{file name: (dtype, shape)} of every parameter and buffer of the model."""
+    return {name: (a.dtype, a.shape) for name, _, a in _named_arrays(model)}
+
+
+def _state_dtype(model) -> np.dtype:
+    """The dtype of the optimizer's state in a checkpoint: the parameters' own,
+    or the widest of them when they mix float32 and float64 (see
+    Optimizer.state_arrays)."""
+    dtypes = {p.data.dtype for p in model.parameters()}
+    return np.result_type(*dtypes) if dtypes else np.dtype(model.dtype)
 
 
 def load(path: str | os.PathLike, *, allow_nonfinite: bool = False):
@@ -505,16 +544,16 @@ def load(path: str | os.PathLike, *, allow_nonfinite: bool = False):
     model = f.build_model()
     specs = _model_specs(model)
     n_params = sum(p.size for p in model.parameters())
-    expected = {**specs, **f.expected_training_tensors(n_params, model.dtype)}
+    expected = {**specs, **f.expected_training_tensors(n_params, _state_dtype(model))}
     f.check_tensors(expected)
     _assign(model, f.read_tensors(specs, allow_nonfinite=allow_nonfinite))
     return model
 
 
 def load_weights(model, path: str | os.PathLike, *, allow_nonfinite: bool = False):
-    """Copy the weights saved at `path` into `model`: every tensor at every depth,
-    with the same names, shapes and dtypes (an error lists every tensor missing
-    from the file, extra in it or different). Returns the model."""
+    """Copy the weights saved at `path` into `model`: every parameter and buffer
+    at every depth, with the same names, shapes and dtypes (an error lists every
+    tensor missing from the file, extra in it or different). Returns the model."""
     f = ModelFile(path)
     specs = _model_specs(model)
     f.check_tensors(specs, ignore_prefix="optimizer.")
@@ -523,6 +562,7 @@ def load_weights(model, path: str | os.PathLike, *, allow_nonfinite: bool = Fals
 
 
 __all__ = [
+    "BUFFER_PREFIX",
     "FORMAT_VERSION",
     "LAYERS",
     "ModelFile",

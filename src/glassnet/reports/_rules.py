@@ -14,7 +14,14 @@ Notation: g = dL/d(out), the upstream gradient, with out's shape; N = batch.
 
 import numpy as np
 
-from glassnet.reports import _rules_conv, _rules_tree
+from glassnet.reports import (
+    _rules_conv,
+    _rules_elementwise,
+    _rules_embedding,
+    _rules_global_pool,
+    _rules_norm,
+    _rules_tree,
+)
 from glassnet.reports._derivation import (
     Derivation,
     Jacobian,
@@ -23,7 +30,7 @@ from glassnet.reports._derivation import (
     matrix_text,
     rule_name,
 )
-from glassnet.reports._table import count_str, shape_str
+from glassnet.reports._table import shape_str
 from glassnet.reports._trace import LayerTrace
 
 
@@ -72,82 +79,6 @@ def _dense_vjp(t: LayerTrace) -> dict:
         "bias": np.einsum("nm->m", t.g),
         "x": np.einsum("nm,dm->nd", t.g, W),
     }
-
-
-# -- elementwise activations --------------------------------------------------------
-
-# class name -> (forward, backward formula, local derivative from (x, out, layer), note)
-_ELEMENTWISE = {
-    "Identity": ("out = x", "g", lambda x, out, layer: np.ones_like(x), ""),
-    "Sigmoid": (
-        "out = 1 / (1 + exp(-x))",
-        "g * out * (1 - out)",
-        lambda x, out, layer: out * (1.0 - out),
-        "the derivative is written with the output: s'(x) = s(x)(1 - s(x)); "
-        "x * (1 - x) with the pre-activation x is a different, wrong number",
-    ),
-    "Tanh": (
-        "out = tanh(x)",
-        "g * (1 - out**2)",
-        lambda x, out, layer: 1.0 - out**2,
-        "tanh'(x) = 1 - tanh(x)**2, written with the output it is 1 - out**2",
-    ),
-    "ReLU": (
-        "out = max(x, 0)",
-        "g * (x > 0)",
-        lambda x, out, layer: (x > 0).astype(x.dtype),
-        "the derivative is 1 where x > 0 and 0 elsewhere (0 at x = 0 exactly)",
-    ),
-    "LeakyReLU": (
-        "out = where(x > 0, x, a * x)",
-        "g * where(x > 0, 1, a)",
-        lambda x, out, layer: np.where(x > 0, 1.0, layer.negative_slope),
-        "a = negative_slope",
-    ),
-    "Dropout": (
-        "out = x * mask / (1 - rate) (training), x (predict)",
-        "g * mask / (1 - rate)",
-        lambda x, out, layer: _dropout_scale(layer, x),
-        "the mask is drawn in forward and reused by backward; predict drops nothing",
-    ),
-}
-
-
-def _dropout_scale(layer, x: np.ndarray) -> np.ndarray:
-    """mask / (1 - rate) as drawn in the last forward (ones outside training)."""
-    cached = layer._cache[0] if isinstance(layer._cache, tuple) else None
-    return np.ones_like(x) if cached is None else cached
-
-
-def _elementwise(t: LayerTrace) -> Derivation:
-    fwd, bwd, deriv, note = _ELEMENTWISE[rule_name(t.layer, _ELEMENTWISE)]
-    x, out = t.x, t.out
-    size = x.size
-    why = [
-        f"out[i] depends on x[i] alone, so d out/d x is diagonal ({size} x {size}, "
-        f"{size} nonzeros): applying it to g is the Hadamard product g * f'(.), "
-        "elementwise, never a matrix product"
-    ]
-    if note:
-        why.append(note)
-    numbers = []
-    d = deriv(x, out, t.layer)
-    if d[0].size <= 8:
-        numbers = [
-            Step("f' of example 0", matrix_text(d[0].reshape(1, -1)), "diagonal")
-        ]
-    return Derivation(
-        Step("forward", fwd, f"{_s(x)} -> {_s(out)}, elementwise"),
-        [Step("dL/dx", bwd, f"{_s(t.g)} * {_s(x)} -> {_s(x)}, Hadamard")],
-        Jacobian(size, size, f"diagonal: {count_str(size)} entries f'(x)", size),
-        why,
-        numbers,
-    )
-
-
-def _elementwise_vjp(t: LayerTrace) -> dict:
-    _, _, deriv, _ = _ELEMENTWISE[rule_name(t.layer, _ELEMENTWISE)]
-    return {"x": t.g * deriv(t.x, t.out, t.layer)}
 
 
 # -- Softmax ------------------------------------------------------------------------
@@ -224,12 +155,19 @@ RULES: dict[str, Rule] = {
     "Dense": Rule(_dense, _dense_vjp),
     "Softmax": Rule(_softmax, _softmax_vjp),
     "Flatten": Rule(_flatten, _flatten_vjp),
-    **{name: Rule(_elementwise, _elementwise_vjp) for name in _ELEMENTWISE},
 }
 
 
 def find_rule(layer) -> Rule | None:
     """The rule of layer's class or of its nearest base class that has one."""
-    rules = {**RULES, **_rules_conv.RULES, **_rules_tree.RULES}
+    rules = {
+        **RULES,
+        **_rules_elementwise.RULES,
+        **_rules_conv.RULES,
+        **_rules_tree.RULES,
+        **_rules_norm.RULES,
+        **_rules_embedding.RULES,
+        **_rules_global_pool.RULES,
+    }
     name = rule_name(layer, rules)
     return None if name is None else rules[name]

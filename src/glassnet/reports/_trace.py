@@ -63,18 +63,34 @@ _CONTAINERS = ("Sequential", "Residual", "Concat")  # by name: containers.py imp
 # the reports (model.summary), so importing it here would close a cycle
 
 
+def first_layer(model) -> Layer | None:
+    """The layer that sees the input first: inside glassnet's containers, the
+    first layer inside; None for an empty model."""
+    layers = layers_of(model)
+    first = layers[0] if layers else None
+    while type(first).__name__ in _CONTAINERS and first.children():
+        first = first.children()[0][1]
+    return first
+
+
+def random_batch(model, shape: tuple, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Random input of `shape` for the model: standard-normal numbers, or, when
+    the first layer is an Embedding, whole-number ids in [0, num_embeddings)."""
+    first = first_layer(model)
+    if any(c.__name__ == "Embedding" for c in type(first).__mro__):
+        return rng.integers(0, first.num_embeddings, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
 def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
     """(batch_size, *input_shape), checked against the model before any data.
 
     input_shape is one example's shape without the batch axis: (4,) or 4 for
     vectors, (1, 28, 28) for images. None means "what the first Dense expects".
     """
-    layers = layers_of(model)
+    layers_of(model)  # a model or a layer, else ArgumentTypeError
     if input_shape is None:
-        first = layers[0] if layers else None
-        # inside glassnet's containers, the first layer inside sees the input first
-        while type(first).__name__ in _CONTAINERS and first.children():
-            first = first.children()[0][1]
+        first = first_layer(model)
         if first is None or not hasattr(first, "in_features"):
             raise ArgumentTypeError(
                 "input_shape is required: one example's shape without the batch axis, "
@@ -110,6 +126,14 @@ CACHE_NAMES = {
     "Conv2D": ("grid", "cols"),
     "MaxPool2D": ("x", "out"),
     "Dropout": ("mask",),
+    "_BatchNorm": ("training", "xhat", "inv_std"),
+    "LayerNorm": ("xhat", "inv_std"),
+    "Embedding": ("ids",),
+    "_GlobalMaxPool": ("shape", "winner"),
+    "GELU": ("x", "Phi(x) or tanh(u)"),
+    "SiLU": ("x", "s(x)"),
+    "ELU": ("x > 0", "a(exp(x) - 1)"),
+    "Softplus": ("beta x", "linear"),
 }
 
 
@@ -144,15 +168,19 @@ def _cache_arrays(
             for k, value in enumerate(item):
                 visit(value, names[k] if k < len(names) else "array")
 
-    visit(getattr(layer, "_cache", None), "array")
+    cache = getattr(layer, "_cache", None)
+    visit(cache, names[0] if isinstance(cache, np.ndarray) and names else "array")
     return found
 
 
 def _as_dtype(model, dtype) -> None:
-    """Cast every parameter of the (copied) model to dtype, in place."""
+    """Cast every parameter and buffer of the (copied) model to dtype, in place."""
     for p in model.parameters():
         p.data = np.array(p.data, dtype=dtype)
         p.grad = np.zeros(p.shape, dtype)
+    for layer in [model, *(layer for _, layer in model.named_layers())]:
+        for name, value in layer.own_buffers().items():
+            setattr(layer, name, np.array(value, dtype=dtype))  # as load_buffer
     if hasattr(model, "dtype"):
         model.dtype = np.dtype(dtype)
 

@@ -27,9 +27,19 @@ from glassnet.reports._table import (
     layer_name,
     shape_str,
 )
-from glassnet.reports._trace import batch_shape, output_trace, run_trace
+from glassnet.reports._trace import (
+    batch_shape,
+    output_trace,
+    random_batch,
+    run_trace,
+)
 
 MATCH = 1e-9  # formula vs backward, relative, float64
+# A gradient far smaller than the upstream gradient g could make it is compared
+# with that size instead of its own (see _floor): a Dense bias before a BatchNorm
+# sums a g whose columns add up to 0, so its true value and both computations of
+# it are float64 roundoff, and their ratio means nothing.
+ROUNDOFF_FLOOR = 1e-3
 
 
 @dataclass
@@ -50,12 +60,13 @@ class LayerExplanation:
         return all(v <= self.threshold for v in self.check.values())
 
 
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b| (0 when both are zero); shapes must agree."""
+def relative_difference(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> float:
+    """max |a - b| / max(max |b|, floor) (0 when both are zero); shapes must
+    agree."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         return float("inf")
-    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), floor, 1e-300)
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
@@ -156,6 +167,15 @@ class ExplainReport(Report):
         }
 
 
+def _floor(g: np.ndarray, gradient: np.ndarray) -> float:
+    """ROUNDOFF_FLOOR of the largest size `gradient` could have if each of its
+    entries summed its share of g's entries (g.size / gradient.size), each as
+    large as the largest: below that, a difference is float64 roundoff of the
+    sums (a sum over m entries of g is off by about sqrt(m) * 1e-16 * max|g|)."""
+    share = max(np.size(g) / max(np.size(gradient), 1), 1.0)
+    return ROUNDOFF_FLOOR * share * float(np.max(np.abs(g), initial=0.0))
+
+
 def _custom(t) -> tuple[Derivation, dict, float]:
     """A layer without a rule: its docstring, and a gradient check of its backward."""
     from glassnet.check.gradcheck import gradcheck
@@ -203,6 +223,7 @@ def explain(
     loss=None,
     format: str = "text",
     seed: int = 0,
+    training: bool = True,
 ) -> ExplainReport:
     """Explain the math of every layer of model (a Sequential or one Layer).
 
@@ -212,6 +233,9 @@ def explain(
     whose numbers then appear in the report. loss (optional) adds the loss's own
     derivative; y are its targets (random ones if omitted). format="markdown"
     makes print give Markdown; the report also has to_markdown() and to_dict().
+    training: explain the functions fit trains (the default: BatchNorm with the
+    batch's statistics, Dropout's mask) or, with False, the ones predict uses
+    (BatchNorm's running statistics, no dropout).
     Everything runs on a float64 copy: the model is not changed.
     """
     from glassnet.errors import ConfigError
@@ -232,11 +256,14 @@ def explain(
             )
         batch_shape(model, x.shape[1:], len(x))
     else:
-        x = rng.standard_normal(batch_shape(model, input_shape, batch_size))
+        shape = batch_shape(model, input_shape, batch_size)
+        x = random_batch(model, shape, rng, np.float64)  # ids for an Embedding
     loss_fn = None if loss is None else get_loss(loss)
     target = None
     if loss_fn is not None:
-        probe, _, _ = run_trace(model, x, dtype=np.float64, seed=seed)
+        probe, _, _ = run_trace(
+            model, x, dtype=np.float64, seed=seed, training=training
+        )
         out = output_trace(probe).out if probe else x
         target = loss_fn.prepare_target(
             _random_targets(loss_fn, out, rng) if y is None else y,
@@ -244,7 +271,13 @@ def explain(
             np.float64,
         )
     traces, _, _ = run_trace(
-        model, x, y=target, loss=loss_fn, dtype=np.float64, seed=seed
+        model,
+        x,
+        y=target,
+        loss=loss_fn,
+        dtype=np.float64,
+        seed=seed,
+        training=training,
     )
     entries = []
     for t in traces:
@@ -257,7 +290,10 @@ def explain(
             reference = rule.vjp(t)
             actual = {"x": t.dx, **t.grads}
             actual.update({f"g of {c.local_name}": c.g for c in t.children})
-            check = {k: relative_difference(actual[k], v) for k, v in reference.items()}
+            check = {
+                k: relative_difference(actual[k], v, _floor(t.g, v))
+                for k, v in reference.items()
+            }
         entries.append(
             LayerExplanation(
                 t.index,
@@ -285,4 +321,6 @@ def explain(
     title = f"explain {name}: input {shape_str(x.shape)}" + (
         f", loss {type(loss_fn).__name__}" if loss_fn is not None else ""
     )
+    if not training:
+        title += ", inference mode"
     return ExplainReport(title, x.shape, entries, loss_entry, format)

@@ -6,13 +6,17 @@ for backward (shape and bytes), with totals. Nothing here needs data: the
 numbers come from one pass of random numbers through a copy of the model, so
 they are what the layers really cache, custom layers included.
 
+Buffers (a BatchNorm's running statistics: saved with the model, never
+trained) are counted apart from the parameters, in the notes under the table
+(the table has no room for another column).
+
 A layer that holds others (a nested Sequential, Residual, Concat, a custom
 composite) gets a row, named by its qualified path, followed by one row per
 layer inside it, indented; its parameter count is the total of everything in
 it, so the model's own rows add up to the total.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from glassnet.reports._table import (
     layer_name,
     shape_str,
 )
-from glassnet.reports._trace import batch_shape, owner, run_trace
+from glassnet.reports._trace import batch_shape, owner, random_batch, run_trace
 
 
 @dataclass
@@ -46,6 +50,7 @@ class SummaryRow:
     cache: list  # [(label, shape, dtype, bytes, shared)]; shared names the holder
     cache_bytes: int  # memory this layer's cache adds (shared arrays counted once)
     depth: int = 0  # 0 for the model's own layers, 1 for the layers inside those...
+    buffers: dict = field(default_factory=dict)  # its own buffers: name -> shape
 
 
 class SummaryReport(Report):
@@ -117,10 +122,17 @@ class SummaryReport(Report):
 
     def _notes(self) -> list[str]:
         t = self.totals
-        item = self.dtype.itemsize
+        buffers = ""
+        if t["buffers"]:
+            holders = ", ".join(r.index for r in self.rows if r.buffers)
+            buffers = (
+                f"; plus {count_str(t['buffers'])} buffer values "
+                f"({bytes_str(t['buffer_bytes'])}: state saved with the model but "
+                f"never trained, such as running statistics) in layers {holders}"
+            )
         return [
-            f"parameters: {count_str(t['params'])} ({bytes_str(t['params'] * item)}); "
-            "their gradients have the same shapes and take as much again",
+            f"parameters: {count_str(t['params'])} ({bytes_str(t['param_bytes'])}); "
+            "their gradients have the same shapes and take as much again" + buffers,
             f"kept for backward: {bytes_str(t['cache_bytes'])} for a batch of "
             f"{self.batch_size} ({bytes_str(t['cache_bytes'] / self.batch_size)} "
             "per example); an array that is also the input batch or another "
@@ -159,6 +171,7 @@ class SummaryReport(Report):
                         for label, shape, dtype, nbytes, shared in r.cache
                     ],
                     "cache_bytes": r.cache_bytes,
+                    "buffers": {k: list(v) for k, v in r.buffers.items()},
                 }
                 for r in self.rows
             ],
@@ -179,11 +192,12 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
     if dtype is None:
         params = model.parameters()
         dtype = params[0].data.dtype if params else np.float64
-    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    x = random_batch(model, shape, np.random.default_rng(0), dtype)
     traces, _, _ = run_trace(model, x, training=True)
     # memory already held by someone else -> who; the data batch is not the model's
     held: dict[int, str] = {id(owner(x)): "the input batch"}
-    rows, total_cache, total_params = [], 0, 0
+    rows, total_cache, total_params, param_bytes = [], 0, 0, 0
+    total_buffers, buffer_bytes = 0, 0
     for t in traces:
         cache, cache_bytes = [], 0
         for label, a in t.cache:
@@ -197,6 +211,10 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
         total_cache += cache_bytes
         own = t.layer.own_parameters()
         total_params += sum(p.size for p in own)
+        param_bytes += sum(p.data.nbytes for p in own)  # each in its own dtype
+        buffers = t.layer.own_buffers()  # the copy's, as the model's before the pass
+        total_buffers += sum(a.size for a in buffers.values())
+        buffer_bytes += sum(a.nbytes for a in buffers.values())
         rows.append(
             SummaryRow(
                 index=t.index,
@@ -209,11 +227,15 @@ def summary(model, input_shape=None, batch_size: int = 32) -> SummaryReport:
                 cache=cache,
                 cache_bytes=cache_bytes,
                 depth=t.depth,
+                buffers={k: a.shape for k, a in buffers.items()},
             )
         )
     totals = {
         "params": total_params,  # each parameter once, at the layer holding it
+        "param_bytes": param_bytes,
         "cache_bytes": total_cache,
+        "buffers": total_buffers,  # values, every depth; no gradient, not trained
+        "buffer_bytes": buffer_bytes,
         # a container's output is often its last layer's: count each array once
         "output_bytes": sum(
             {id(owner(t.out)): int(t.out.nbytes) for t in traces}.values()

@@ -12,17 +12,20 @@ model) whose metadata also holds "training":
                compared with the model before a checkpoint is restored into it
     epoch      the last finished epoch (0-based)
     optimizer  {"class": "Adam", "config": {...}, "t": 120, "state": ["m", "v"]};
-               each state buffer is a tensor "optimizer.<name>" of shape (P,),
-               P = the model's parameter count
+               each state array is a tensor "optimizer.<name>" of shape (P,),
+               P = the model's parameter count, in the parameters' dtype (the
+               wider one, float64, when the model mixes float32 and float64)
     rng        model.rng.bit_generator.state (JSON integers, exact)
     fit_rng    the same for fit's own generator when fit(seed=...) made one
     history    {"epoch": [0, 1, ...], "history": [["loss", [...]], ...]}
 
 With all of it restored, training resumed after epoch k (in a new process)
 ends bitwise equal to a run that was never interrupted. Every tensor of the
-model is saved, found by the same walk as model.named_parameters(), so a model
-with custom layers (even layers that hold layers) is checkpointed too: its file
-has no architecture (load_checkpoint cannot rebuild it), and restore_checkpoint
+model is saved, parameters and buffers (a BatchNorm's running statistics, as
+"buffers.<name>"), found by the same walks as model.named_parameters() and
+model.named_buffers(), so a model with custom layers (even layers that hold
+layers) is checkpointed too: its file has no architecture (load_checkpoint
+cannot rebuild it), and restore_checkpoint
 puts the state back into the model built in code, after checking that model's
 structure and tensors against the file. (Format version 1 checkpoints, which
 have no "structure", are still read.)
@@ -46,6 +49,7 @@ from glassnet.io.serialization import (
     _model_specs,
     _model_tensors,
     _short,
+    _state_dtype,
     _write,
     architecture,
     save,
@@ -98,10 +102,11 @@ def save_checkpoint(
     history: History | None = None,
     rng: np.random.Generator | None = None,
 ) -> None:
-    """Write the model (every tensor at every depth), the optimizer's state, the
-    random generators' state and the history after `epoch` (0-based) to `path`,
-    atomically. A model with custom layers is saved without an architecture:
-    restore it into a model built in code with restore_checkpoint.
+    """Write the model (every parameter and buffer at every depth, each in its
+    own dtype), the optimizer's state, the random generators' state and the
+    history after `epoch` (0-based) to `path`, atomically. A model with custom
+    layers is saved without an architecture: restore it into a model built in
+    code with restore_checkpoint.
 
     rng: the generator fit shuffles with, if it is not model.rng.
     """
@@ -277,7 +282,7 @@ def _read(f: ModelFile, model, allow_nonfinite: bool):
     specs = _model_specs(model)
     n_params = sum(p.size for p in model.parameters())
     extra = (
-        f.expected_training_tensors(n_params, model.dtype)
+        f.expected_training_tensors(n_params, _state_dtype(model))
         if training["optimizer"]
         else {}
     )

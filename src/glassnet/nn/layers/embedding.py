@@ -97,7 +97,8 @@ class Embedding(Layer):
         return (*tuple(input_shape), self.embedding_dim)
 
     def get_config(self) -> dict:
-        """Constructor arguments, rng and dtype aside (a model file has one dtype)."""
+        """Constructor arguments, rng and dtype aside (a model file records a dtype
+        beside the config when it differs from the model's)."""
         return {
             "num_embeddings": self.num_embeddings,
             "embedding_dim": self.embedding_dim,

@@ -167,7 +167,8 @@ class _BatchNorm(Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        """Constructor arguments, dtype aside (a model file has one dtype)."""
+        """Constructor arguments, dtype aside (a model file records a dtype beside
+        the config when it differs from the model's)."""
         return {
             "num_features": self.num_features,
             "eps": self.eps,
@@ -336,7 +337,8 @@ class LayerNorm(Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        """Constructor arguments, dtype aside (a model file has one dtype)."""
+        """Constructor arguments, dtype aside (a model file records a dtype beside
+        the config when it differs from the model's)."""
         return {
             "normalized_shape": list(self.normalized_shape),
             "eps": self.eps,
