@@ -102,20 +102,20 @@ def test_correct_layer_on_ties_alone_is_not_failed(make_layer, make_input, digit
     assert report.verdict(row) in ("partial", "unconfirmed")
 
 
-class MaxPoolToTopLeft(gn.MaxPool2D):
+class MaxPoolShiftedGradient(gn.MaxPool2D):
     def backward(self, dout):
-        x, out = self._cached()
-        dx = np.zeros(x.shape, dtype=dout.dtype)
-        S = self.stride  # BUG: every window's gradient to its top-left pixel
-        dx[:, :, : S * out.shape[2] : S, : S * out.shape[3] : S] = dout
-        return dx
+        # BUG: each window's gradient lands one pixel to the right of its winner
+        return np.roll(super().backward(dout), 1, axis=3)
 
 
 class MaxPoolSpreadsLikeAvg(gn.MaxPool2D):
+    def forward(self, x):
+        self._avg = gn.AvgPool2D(**self.get_config())
+        self._avg.forward(x)
+        return super().forward(x)
+
     def backward(self, dout):
-        x, _ = self._cached()  # BUG: avg-pool's backward, dout / P^2 to every pixel
-        P = self.kernel_size
-        return np.kron(dout, np.ones((P, P))) / P**2
+        return self._avg.backward(dout)  # BUG: avg-pool's backward, dout / P^2 each
 
 
 class MaxPoolHalfGradient(gn.MaxPool2D):
@@ -126,7 +126,7 @@ class MaxPoolHalfGradient(gn.MaxPool2D):
 @pytest.mark.parametrize(
     "bug, index",
     [
-        (MaxPoolToTopLeft, 2),
+        (MaxPoolShiftedGradient, 2),
         (MaxPoolSpreadsLikeAvg, 2),
         (MaxPoolHalfGradient, 5),
     ],  # fmt: skip
@@ -594,6 +594,22 @@ def test_batchnorm2d_conv_model_in_training_mode(rng):
     X, y = rng.normal(size=(4, 2, 4, 4)), np.array([0, 1, 1, 0])
     report = gn.gradcheck(model, X, y, loss="softmax_cross_entropy", training=True)
     assert report.passed, str(report)
+
+
+def test_digits_batchnorm_cnn_in_training_mode(digits):
+    """examples/digits_cnn.py --batchnorm: BatchNorm2D on batch statistics, ReLU
+    ties on the zero background; the model keeps its running statistics."""
+    X, y = digits
+    model = _digits_cnn()(0, batchnorm=True)
+    before = {k: v.copy() for k, v in model.named_buffers()}
+    report = gn.gradcheck(
+        model, X[:16], y[:16], loss="softmax_cross_entropy", training=True
+    )
+    assert report.passed, str(report)
+    # the conv biases before each BatchNorm have no effect in training mode
+    assert {r.name for r in report.rows if r.unresolved} == {"0.bias", "4.bias"}
+    for name, value in model.named_buffers():
+        assert np.array_equal(value, before[name]), name
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, 0.5])
