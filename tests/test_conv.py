@@ -217,7 +217,8 @@ SHAPE_ERRORS = [
         lambda: [gn.Conv2D(1, 4, 5)],
         (1, 3, 3),
         r"layer 0 \(Conv2D\).*the 5x5 kernel does not fit in the padded input 3x3 "
-        r"\(input \({N}, 1, 3, 3\), padding 0\)",
+        r"along the height and width \(input \({N}, 1, 3, 3\): height 3, kernel 5, "
+        r"stride 1 -> the kernel does not fit; width 3, kernel 5",
         id="kernel-larger-than-input",
     ),
     pytest.param(
@@ -230,7 +231,8 @@ SHAPE_ERRORS = [
         lambda: [gn.Conv2D(1, 2, 3), gn.MaxPool2D(3)],
         (1, 4, 4),
         r"layer 1 \(MaxPool2D\): MaxPool2D\(kernel_size=3, stride=3\): the 3x3 window "
-        r"is larger than the input 2x2 \(got \({N}, 2, 2, 2\)\)",
+        r"does not fit in the padded input 2x2 along the height and width \(input "
+        r"\({N}, 2, 2, 2\): height 2, window 3",
         id="pool-window-larger-than-input",
     ),
     pytest.param(
@@ -321,12 +323,12 @@ def test_output_shape_of_a_lenet_stack_matches_its_forward_pass(rng):
         (lambda: gn.Conv2D(1, 2, (3, 3, 3)), r"pair \(h, w\) of them, got \(3, 3, 3\)"),
         (lambda: gn.Conv2D(1, 2, 3, padding=np.int64(-2)), r"padding must be"),
         (lambda: gn.Conv2D(1, 2, 3, padding=np.zeros(2)), r"padding must be"),
-        (lambda: gn.Conv2D(1, 2, 3, stride=0), r"Conv2D: .*stride=0"),
+        (lambda: gn.Conv2D(1, 2, 3, stride=0), r"Conv2D: stride must be .*got 0"),
         (lambda: gn.Conv2D(1, 2, 3, padding=-1), r"padding must be .*got -1"),
-        (lambda: gn.Conv2D(1, 2, 3, padding="valid"), r"padding .* got 'valid'"),
+        (lambda: gn.Conv2D(1, 2, 3, padding="vallid"), r"padding .* got 'vallid'"),
         (lambda: gn.Conv2D(1, 2, 3, init="nope"), r"unknown initializer 'nope'"),
-        (lambda: gn.MaxPool2D(0), r"MaxPool2D: .*kernel_size=0"),
-        (lambda: gn.AvgPool2D(2, stride=0), r"AvgPool2D: .*stride=0"),
+        (lambda: gn.MaxPool2D(0), r"MaxPool2D: kernel_size must be .*got 0"),
+        (lambda: gn.AvgPool2D(2, stride=0), r"AvgPool2D: stride must be .*got 0"),
         (lambda: gn.Dropout(1.0), r"Dropout: rate must be in \[0.0, 1.0\), got 1.0"),
         (lambda: gn.Dropout(-0.1), r"Dropout: rate"),
     ],
@@ -342,6 +344,21 @@ ALL_LAYERS = [
     pytest.param(lambda: gn.Conv2D(2, 3, 3, padding="same"), (2, 2, 5, 4), id="conv"),
     pytest.param(lambda: gn.MaxPool2D(2), (2, 2, 5, 4), id="maxpool"),
     pytest.param(lambda: gn.AvgPool2D(2, stride=1), (2, 2, 5, 4), id="avgpool"),
+    pytest.param(
+        lambda: gn.MaxPool2D((2, 3), padding="same"), (2, 2, 5, 4), id="maxpool-same"
+    ),
+    pytest.param(
+        lambda: gn.AvgPool2D(3, (1, 2), padding=((2, 0), (1, 1))),
+        (2, 2, 5, 4),
+        id="avgpool-explicit",
+    ),
+    pytest.param(
+        lambda: gn.Conv2D(2, 3, (1, 3), (2, 1), (0, 1)), (2, 2, 5, 4), id="conv-pairs"
+    ),
+    pytest.param(lambda: gn.Conv1D(2, 3, 3, padding="same"), (2, 2, 7), id="conv1d"),
+    pytest.param(lambda: gn.Conv1D(2, 3, 2, 2, (1, 0)), (2, 2, 7), id="conv1d-s2"),
+    pytest.param(lambda: gn.MaxPool1D(2), (2, 2, 7), id="maxpool1d"),
+    pytest.param(lambda: gn.AvgPool1D(3, 1, 1), (2, 2, 7), id="avgpool1d"),
     pytest.param(lambda: gn.Flatten(), (2, 2, 5, 4), id="flatten"),
     pytest.param(lambda: gn.Dropout(0.5), (2, 2, 5, 4), id="dropout"),
 ]
@@ -388,9 +405,20 @@ def test_conv_weight_and_bias_shapes_follow_pytorch():
     assert [p.name for p in layer.parameters()] == ["weight", "bias"]
 
 
-def test_conv_backward_params_skips_the_input_gradient_and_keeps_the_others(rng):
-    x = rng.normal(size=(2, 2, 5, 5))
-    layer = make_conv(rng, 2, 3, 3, 1, 1)
+@pytest.mark.parametrize(
+    "make_layer, x_shape",
+    [
+        (lambda rng: make_conv(rng, 2, 3, 3, 1, 1), (2, 2, 5, 5)),
+        (lambda rng: gn.Conv2D(2, 3, (1, 3), (2, 1), dtype=np.float64), (2, 2, 5, 5)),
+        (lambda rng: gn.Conv1D(2, 3, 3, 2, "same", dtype=np.float64), (2, 2, 9)),
+    ],
+    ids=["conv2d", "conv2d-pairs", "conv1d"],
+)
+def test_conv_backward_params_skips_the_input_gradient_and_keeps_the_others(
+    make_layer, x_shape, rng
+):
+    x = rng.normal(size=x_shape)
+    layer = make_layer(rng)
     dout = rng.normal(size=layer.forward(x).shape)
     assert layer.backward(dout).shape == x.shape
     expected = [p.grad.copy() for p in layer.parameters()]

@@ -81,9 +81,43 @@ def test_autoencoder_reconstructs_and_the_hadamard_backprop_checks(capsys):
     assert "dS/dz2 (5, 2)" in out
 
 
+def test_signal_cnn_tiny_prints_shapes_accuracy_and_confusion(capsys):
+    results = load("signal_cnn").main(["--tiny"])
+    out = capsys.readouterr().out
+    assert "Conv1D(1, 16, kernel_size=7, stride=2, padding='same')" in out
+    assert "-> (16, 32)" in out and "-> (256,)" in out
+    assert f"held-out accuracy {results['accuracy']:.3f} on 100 signals" in out
+    assert results["confusion"].sum() == 100
+    assert np.trace(results["confusion"]) == round(100 * results["accuracy"])
+    assert results["accuracy"] > 0.25  # above chance after two epochs
+    assert "sawtooth" in out and np.isfinite(results["loss"])
+
+
+def test_digits_cnn_batchnorm_tiny_uses_running_statistics(capsys):
+    pytest.importorskip("sklearn")
+    results = load("digits_cnn").main(["--tiny", "--batchnorm"])
+    out = capsys.readouterr().out
+    assert out.count("BatchNorm2D(") == 2 and "-> (32, 2, 2)" in out
+    assert "running mean" in out and "Dropout" not in out
+    assert np.isfinite(results["loss"]) and results["accuracy"] > 0.3
+
+
+@pytest.mark.slow
+def test_signal_cnn_reaches_96_percent():
+    results = load("signal_cnn").main([])
+    assert results["accuracy"] >= 0.96
+
+
+@pytest.mark.slow
+def test_digits_cnn_with_batchnorm_reaches_97_percent():
+    pytest.importorskip("sklearn")
+    assert load("digits_cnn").main(["--batchnorm"])["accuracy"] >= 0.97
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [
+        ("signal_cnn", "held-out accuracy"),
         ("iris_softmax", "gradcheck PASSED"),
         ("xor", "bug=index: FAILED"),
         ("autoencoder", "by Hadamard product: gradcheck PASSED"),
@@ -190,3 +224,30 @@ def pytorch_xor_count(torch, X, Y) -> int:
                 p -= 1.0 * p.grad  # SGD, lr 1.0
     with torch.no_grad():
         return int((logits().argmax(-1) == y).all(-1).sum())
+
+
+@pytest.mark.torch
+@pytest.mark.onnx
+def test_torch_ddp_recipe_trains_on_two_processes_and_serves_the_same_model():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "torch_ddp.py"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+
+    def number(pattern: str) -> float:
+        return float(re.search(pattern + r" ([-+.e\d]+)", out).group(1))
+
+    assert "torch state_dict: 0.weight, 0.bias, 2.block.0.weight" in out
+    assert "DDP: 2 processes x 75 rows, 20 steps" in out
+    # two processes on half batches = glassnet alone on the whole batch
+    assert number(r"glassnet's own 20 steps: max \|difference\|") < 1e-12
+    assert "gradcheck of the trained model: PASSED" in out
+    assert "dL/dW             x.T @ g" in out  # explain ran on the imported model
+    assert number(r"ONNX Runtime - glassnet probabilities: max \|difference\|") < 1e-12
+    assert number("accuracy of the served model on the 150 flowers:") > 0.9

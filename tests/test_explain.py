@@ -78,6 +78,17 @@ LAYERS = [
     pytest.param(lambda: gn.MaxPool2D(3, stride=1), (1, 5, 5), id="maxpool-overlap"),
     pytest.param(lambda: gn.AvgPool2D(2), (2, 4, 6), id="avgpool"),
     pytest.param(lambda: gn.AvgPool2D(3, stride=2), (1, 7, 7), id="avgpool-overlap"),
+    pytest.param(
+        lambda: gn.Conv2D(2, 3, (1, 3), (2, 1), ((1, 0), (2, 1))),
+        (2, 6, 5),
+        id="conv-per-axis",
+    ),
+    pytest.param(
+        lambda: gn.MaxPool2D((2, 3), (1, 2), "same"), (2, 5, 6), id="maxpool-same"
+    ),
+    pytest.param(
+        lambda: gn.AvgPool2D(3, (2, 1), ((1, 2), (0, 1))), (2, 6, 5), id="avgpool-pad"
+    ),
 ]
 
 

@@ -64,6 +64,29 @@ def _cnn(dtype):
     )  # fmt: skip
 
 
+def _signal(dtype):  # 1-D layers and the per-axis argument forms
+    return gn.Sequential(
+        gn.Conv1D(2, 3, 5, stride=2, padding="same"), gn.ReLU(),
+        gn.MaxPool1D(2, padding=(1, 0)),
+        gn.Conv1D(3, 4, (3,), padding=((2, 0),), init="he_normal"),
+        gn.AvgPool1D(3, stride=1, padding=1),
+        gn.Flatten(),
+        gn.Dense(4 * 3, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _image_axes(dtype):  # per-axis kernels, strides and explicit padding in 2-D
+    return gn.Sequential(
+        gn.Conv2D(2, 3, (1, 3), stride=(1, 2), padding=((0, 0), (1, 2))),
+        gn.MaxPool2D((2, 1), padding="same"),
+        gn.AvgPool2D((1, 2), stride=(1, 1), padding=(0, 1)),
+        gn.Flatten(),
+        gn.Dense(3 * 4 * 6, 2),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 def _residual_mlp(dtype):
     return gn.Sequential(
         gn.Dense(4, 8), gn.Tanh(),
@@ -111,9 +134,36 @@ def _tokens(dtype):  # takes integer ids: see test_round_trip_of_an_embedding_mo
     )  # fmt: skip
 
 
+def _token_lstm(dtype):  # a sequence classifier on integer ids
+    return gn.Sequential(
+        gn.Embedding(10, 4), gn.LSTM(4, 5), gn.Dense(5, 3), seed=0, dtype=dtype
+    )
+
+
+def _recurrent(dtype):  # every recurrent layer and option, stacked
+    return gn.Sequential(
+        gn.GRU(2, 3, return_sequences=True, bidirectional=True),
+        gn.RNN(6, 4, "relu", return_sequences=True),
+        gn.LSTM(4, 3, return_sequences=True, bidirectional=True),
+        gn.RNN(6, 3, bidirectional=True), gn.Dense(6, 2),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def _attention(dtype):
+    return gn.Sequential(
+        gn.SinusoidalPositionalEncoding(8), gn.PositionalEmbedding(5, 8),
+        gn.TransformerBlock(embed_dim=8, num_heads=2, mlp_dim=12, causal=True),
+        gn.MultiHeadAttention(8, 4), gn.Flatten(), gn.Dense(24, 3),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 MODELS = [
     pytest.param(_mlp, (7, 4), id="mlp"),
     pytest.param(_cnn, (5, 2, 8, 8), id="cnn"),
+    pytest.param(_signal, (5, 2, 12), id="signal"),
+    pytest.param(_image_axes, (5, 2, 7, 9), id="image-axes"),
     pytest.param(_residual_mlp, (7, 4), id="residual-mlp"),
     pytest.param(_nested, (7, 4), id="nested"),
     pytest.param(_sequence, (5, 2, 6), id="sequence"),
@@ -122,11 +172,13 @@ MODELS = [
     ),
     pytest.param(_image, (5, 2, 4, 4), id="image"),
     pytest.param(lambda d: _image(d, gn.GlobalMaxPool2D), (5, 2, 4, 4), id="image-max"),
+    pytest.param(_recurrent, (5, 6, 2), id="recurrent"),
+    pytest.param(_attention, (5, 3, 8), id="attention"),
 ]
 
 
 def test_round_trip_models_cover_every_registered_layer():
-    makers = [p.values[0] for p in MODELS] + [_tokens]
+    makers = [p.values[0] for p in MODELS] + [_tokens, _token_lstm]
     used = {
         type(layer).__name__
         for make in makers
@@ -158,9 +210,10 @@ def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path
     assert np.array_equal(model.predict(X), loaded.predict(X))
 
 
+@pytest.mark.parametrize("make", [_tokens, _token_lstm], ids=["flatten", "lstm"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_round_trip_of_an_embedding_model(dtype, tmp_path):
-    model = _perturb(_tokens(dtype))
+def test_round_trip_of_an_embedding_model(dtype, make, tmp_path):
+    model = _perturb(make(dtype))
     ids = np.random.default_rng(2).integers(0, 10, (5, 3))
     model.save(tmp_path / "model.safetensors")
     loaded = gn.load(tmp_path / "model.safetensors")

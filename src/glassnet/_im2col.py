@@ -1,10 +1,11 @@
-"""Window helpers shared by Conv2D, MaxPool2D and AvgPool2D.
+"""Window helpers shared by the convolutions and the poolings (1-D and 2-D).
 
-A KH x KW window slides over each channel of x (N, C, H, W) with stride S. For
-window offset (i, j) (0 <= i < KH, 0 <= j < KW) the input pixels it touches at
-every output position form one strided slice of x,
+A KH x KW window slides over each channel of x (N, C, H, W) with strides SH
+(down) and SW (across). The 1-D layers use the same code on x (N, C, 1, L),
+with KH = SH = 1. For window offset (i, j) (0 <= i < KH, 0 <= j < KW) the
+input pixels it touches at every output position form one strided slice of x,
 
-    x[:, :, i : i + S * (H_out - 1) + 1 : S, j : j + S * (W_out - 1) + 1 : S]
+    x[:, :, i : i + SH * (H_out - 1) + 1 : SH, j : j + SW * (W_out - 1) + 1 : SW]
 
 of shape (N, C, H_out, W_out). Every layer here loops over the KH * KW window
 offsets only (9 for a 3x3 kernel) and lets NumPy handle batch, channels and
@@ -12,11 +13,12 @@ pixels in one call per offset: col2im (in Conv2D.backward) is KH * KW slice
 additions, max-pooling KH * KW np.maximum calls. im2col goes further: the
 slices of all offsets are one strided view, copied by one call.
 
-Convolution with stride 1 uses a "wide" output grid. The padded input is stored
-flat per channel, (N, C, Hp * Wp), and output position (h, w) is given the flat
-index q = h * Wp + w for every w < Wp, not only w < W_out. Then the pixels of
-offset (i, j) are the contiguous run flat[i * Wp + j : i * Wp + j + H_out * Wp],
-so im2col and its adjoint copy and add long contiguous runs, not short rows.
+Convolution with stride 1 on both axes uses a "wide" output grid. The padded
+input is stored flat per channel, (N, C, Hp * Wp), and output position (h, w)
+is given the flat index q = h * Wp + w for every w < Wp, not only w < W_out.
+Then the pixels of offset (i, j) are the contiguous run
+flat[i * Wp + j : i * Wp + j + H_out * Wp], so im2col and its adjoint copy and
+add long contiguous runs, not short rows.
 The Wp - W_out extra columns per row are computed and dropped (their upstream
 gradient is zero, so they add nothing to any gradient); they cost (KW - 1) / Wp
 of the matrix product, against copies several times faster.
@@ -36,23 +38,26 @@ def output_size(size: int, window: int, stride: int, pad_total: int = 0) -> int:
 def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
     """(before, after) padding so that the output has ceil(size / stride) positions.
 
-    The total is split as evenly as possible, the odd pixel after (bottom/right),
-    as Keras and PyTorch's padding="same" do. For stride 1 and an odd window this
-    is (window - 1) // 2 on both sides.
+    TensorFlow's rule: total = max((ceil(size / stride) - 1) * stride + window
+    - size, 0), split as evenly as possible with the odd pixel after
+    (bottom/right). For stride 1 this is PyTorch's padding="same" too, and for an
+    odd window (window - 1) // 2 on both sides; PyTorch refuses stride > 1.
     """
     out = -(-size // stride)  # ceil(size / stride)
     total = max((out - 1) * stride + window - size, 0)
     return total // 2, total - total // 2
 
 
-def strided_window(x: np.ndarray, i: int, j: int, stride: int, H_out: int, W_out: int):
+def strided_window(
+    x: np.ndarray, i: int, j: int, SH: int, SW: int, H_out: int, W_out: int
+) -> np.ndarray:
     """View of the pixels of window offset (i, j) at every output position.
 
     Shapes: x (N, C, H, W) -> view (N, C, H_out, W_out). Writing to the view
     writes to x; the positions of one offset never overlap, so `view += g` is safe.
     """
-    rows = slice(i, i + stride * (H_out - 1) + 1, stride)
-    cols = slice(j, j + stride * (W_out - 1) + 1, stride)
+    rows = slice(i, i + SH * (H_out - 1) + 1, SH)
+    cols = slice(j, j + SW * (W_out - 1) + 1, SW)
     return x[:, :, rows, cols]
 
 
@@ -62,14 +67,16 @@ class ConvGrid:
 
     Shapes: input (N, C, H, W); padded input (N, C, Hp, Wp) stored flat as
     (N, C, size); output grid (N, F, H_out, W_grid) with W_grid = Wp when the
-    grid is wide (stride 1) and W_out otherwise.
+    grid is wide (stride 1 on both axes) and W_out otherwise. The poolings use
+    only the geometry (Hp, Wp, H_out, W_out, the padding).
     """
 
     H: int
     W: int
     KH: int
     KW: int
-    stride: int
+    SH: int
+    SW: int
     top: int
     bottom: int
     left: int
@@ -85,15 +92,15 @@ class ConvGrid:
 
     @property
     def H_out(self) -> int:
-        return output_size(self.Hp, self.KH, self.stride)
+        return output_size(self.Hp, self.KH, self.SH)
 
     @property
     def W_out(self) -> int:
-        return output_size(self.Wp, self.KW, self.stride)
+        return output_size(self.Wp, self.KW, self.SW)
 
     @property
     def wide(self) -> bool:
-        return self.stride == 1
+        return self.SH == 1 and self.SW == 1
 
     @property
     def W_grid(self) -> int:
@@ -112,6 +119,23 @@ class ConvGrid:
             :, :, self.top : self.top + self.H, self.left : self.left + self.W
         ] = x
         return flat
+
+    def padded(self, x: np.ndarray, fill: float) -> np.ndarray:
+        """x with its padding filled with `fill` (the poolings: -inf for the max,
+        0 for the mean): (N, C, H, W) -> (N, C, Hp, Wp); x itself if unpadded."""
+        if self.Hp == self.H and self.Wp == self.W:
+            return x
+        N, C = x.shape[:2]
+        image = np.full((N, C, self.Hp, self.Wp), fill, dtype=x.dtype)
+        image[:, :, self.top : self.top + self.H, self.left : self.left + self.W] = x
+        return image
+
+    def unpadded(self, image: np.ndarray) -> np.ndarray:
+        """The input's pixels of a padded image: (N, C, Hp, Wp) -> (N, C, H, W)."""
+        if self.Hp == self.H and self.Wp == self.W:
+            return image
+        rows = slice(self.top, self.top + self.H)
+        return np.ascontiguousarray(image[:, :, rows, self.left : self.left + self.W])
 
     def image(self, flat: np.ndarray) -> np.ndarray:
         """The padded image in a flat buffer: (N, C, size) -> (N, C, Hp, Wp) view."""
@@ -135,9 +159,9 @@ class ConvGrid:
             windows = as_strided(flat, shape, strides, writeable=False)
         else:
             image = self.image(flat)  # (N, C, Hp, Wp)
-            sH, sW, S = image.strides[2], image.strides[3], self.stride
+            sH, sW = image.strides[2], image.strides[3]
             shape = (N, C, self.KH, self.KW, self.H_out, self.W_out)
-            strides = (sN, sC, sH, sW, S * sH, S * sW)
+            strides = (sN, sC, sH, sW, self.SH * sH, self.SW * sW)
             windows = as_strided(image, shape, strides, writeable=False)
         cols = np.ascontiguousarray(windows)  # (N, C, KH, KW, H_out, W_grid) copy
         return cols.reshape(N, C * self.KH * self.KW, self.H_out * self.W_grid)
@@ -172,9 +196,9 @@ class ConvGrid:
         C, _, N = flat.shape
         if not self.wide:
             image = flat[:, : self.Hp * self.Wp].reshape(C, self.Hp, self.Wp, N)
-            S = self.stride
-            rows = slice(i, i + S * (self.H_out - 1) + 1, S)
-            cols = slice(j, j + S * (self.W_out - 1) + 1, S)
+            SH, SW = self.SH, self.SW
+            rows = slice(i, i + SH * (self.H_out - 1) + 1, SH)
+            cols = slice(j, j + SW * (self.W_out - 1) + 1, SW)
             return image[:, rows, cols]
         start = i * self.Wp + j
         run = flat[:, start : start + self.H_out * self.Wp]  # one contiguous run

@@ -226,3 +226,44 @@ ACCUMULATES = (
     "batch doubled this gradient, so training sums the gradients of every step "
     "(glassnet's contract: assign p.grad = ..., never p.grad += ...)"
 )
+
+
+def _repeatable(first, second) -> bool:
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if a.shape != b.shape:
+        return False
+    scale = 8 * np.finfo(np.float64).eps * max(float(np.max(np.abs(a), initial=0)), 1)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all((np.abs(a - b) <= scale) | (np.isnan(a) & np.isnan(b))))
+
+
+def random_layers(model, inputs: dict) -> list:
+    """(path, layer) for the deepest layers whose forward, called twice on the
+    input it saw (inputs: {id(layer): array}), returns two different outputs: a
+    layer drawing new random numbers on every call. The path is "" for model
+    itself, named when nothing inside it is to blame (a lone Dropout)."""
+    found = []
+
+    def differs(layer, a) -> bool:
+        try:
+            first = np.array(layer.forward(a.copy()), dtype=np.float64, copy=True)
+            return not _repeatable(first, layer.forward(a.copy()))
+        except Exception:  # a diagnosis must never turn a report into a crash
+            return False
+
+    def visit(path: str, layer) -> bool:
+        a = inputs.get(id(layer))
+        if a is None or not differs(layer, a):
+            return False
+        inner = [visit(f"{path}.{n}", child) for n, child in layer.children()]
+        if not any(inner):
+            found.append((path, layer))
+        return True
+
+    for name, child in model.children():
+        visit(name, child)
+    if not found and not model.children():
+        a = inputs.get(id(model))
+        if a is not None and differs(model, a):
+            found.append(("", model))
+    return found

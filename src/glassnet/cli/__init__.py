@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_report_commands(commands)
     _add_io_commands(commands)
+    from glassnet.cli import export as export_command  # `glassnet export`
+
+    export_command.add_command(commands)
     return parser
 
 
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             from glassnet.cli import commands as io_commands
 
             return getattr(io_commands, args.command)(args)
+        if args.command == "export":
+            from glassnet.cli import export as export_command
+
+            return export_command.run(args)
     except KeyboardInterrupt:
         print("glassnet: interrupted", file=sys.stderr)
         return 130

@@ -7,7 +7,7 @@ global random state is never read or changed.
 import numpy as np
 
 from glassnet._validation import check_in_range, check_positive_int
-from glassnet.errors import MissingDependencyError
+from glassnet.errors import ConfigError, MissingDependencyError
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 IRIS_CLASSES = ("setosa", "versicolor", "virginica")
@@ -155,6 +155,54 @@ def make_letters(
     return X, y.astype(np.int64)
 
 
+SIGNAL_CLASSES = ("sine", "square", "sawtooth", "bursts")
+
+
+def make_signals(
+    n_samples: int = 800,
+    length: int = 64,
+    *,
+    noise: float = 0.25,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 1-D signals of four kinds: X (n, 1, length) float64, y (n,) int64.
+
+    y indexes SIGNAL_CLASSES: 0 sine, 1 square, 2 sawtooth wave, each with 2 to 6
+    cycles over the signal and a random phase; 3 noise bursts, one to three
+    stretches of Gaussian noise (length // 8 to length // 4 long) in silence.
+    Each signal has a random amplitude in [0.5, 1] and Gaussian noise of standard
+    deviation `noise` on top. The classes alternate before shuffling, so they are
+    balanced to within one sample. The shape is channels-first, ready for
+    Conv1D(1, ...).
+    """
+    check_positive_int("make_signals", n_samples=n_samples)
+    check_positive_int("make_signals", length=length)
+    if length < 8:
+        raise ConfigError(f"make_signals: length must be at least 8, got {length}")
+    check_in_range("make_signals", "noise", noise, 0.0, np.inf)
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n_samples) % len(SIGNAL_CLASSES))
+    t = np.arange(length) / length  # (length,) in [0, 1)
+    X = np.zeros((n_samples, 1, length))
+    for n, kind in enumerate(y):
+        cycles = rng.uniform(2.0, 6.0) * t + rng.random()  # (length,) phase, in turns
+        if kind == 0:
+            wave = np.sin(2 * np.pi * cycles)
+        elif kind == 1:
+            wave = np.where(cycles % 1.0 < 0.5, 1.0, -1.0)
+        elif kind == 2:
+            wave = 2.0 * (cycles % 1.0) - 1.0
+        else:
+            wave = np.zeros(length)
+            for _ in range(rng.integers(1, 4)):
+                width = int(rng.integers(length // 8, length // 4 + 1))
+                start = int(rng.integers(0, length - width + 1))
+                wave[start : start + width] = rng.normal(0.0, 1.0, width)
+        X[n, 0] = rng.uniform(0.5, 1.0) * wave
+    X += rng.normal(0.0, noise, X.shape) if noise else 0.0
+    return X, y.astype(np.int64)
+
+
 def load_digits(*, images: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The 8x8 handwritten digits that scikit-learn ships (UCI optical digits).
 
@@ -212,11 +260,13 @@ __all__ = [
     "IRIS_CLASSES",
     "IRIS_FEATURES",
     "LETTER_CLASSES",
+    "SIGNAL_CLASSES",
     "load_digits",
     "load_iris",
     "make_blobs",
     "make_correlated",
     "make_letters",
+    "make_signals",
     "make_spirals",
     "make_xor",
     "train_test_split",

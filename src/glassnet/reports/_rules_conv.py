@@ -14,26 +14,21 @@ from glassnet.reports._trace import LayerTrace
 
 
 def _pads(layer, H: int, W: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) zero padding of a Conv2D for an H x W input."""
-    KH, KW = layer.kernel_size
-    S = layer.stride
-    if layer.padding != "same":
-        p = int(layer.padding)
-        return p, p, p, p
+    """(top, bottom, left, right) padding of a Conv2D or pooling on H x W."""
+    (top, bottom), (left, right) = layer.padding_amounts((H, W))
+    return top, bottom, left, right
 
-    def same(size: int, k: int) -> tuple[int, int]:
-        out = -(-size // S)  # ceil(size / S) positions
-        total = max((out - 1) * S + k - size, 0)
-        return total // 2, total - total // 2  # the odd pixel goes after
 
-    return (*same(H, KH), *same(W, KW))
+def _stride_text(S: tuple[int, int]) -> str:
+    return str(S[0]) if S[0] == S[1] else f"({S[0]}, {S[1]})"
 
 
 def _window(
-    a: np.ndarray, i: int, j: int, S: int, H_out: int, W_out: int
+    a: np.ndarray, i: int, j: int, S: tuple[int, int], H_out: int, W_out: int
 ) -> np.ndarray:
-    """a[:, :, i + h*S, j + w*S] for every output position: (N, C, H_out, W_out)."""
-    return a[:, :, i : i + S * (H_out - 1) + 1 : S, j : j + S * (W_out - 1) + 1 : S]
+    """a[:, :, i + h*SH, j + w*SW] for every output position: (N, C, H_out, W_out)."""
+    SH, SW = S
+    return a[:, :, i : i + SH * (H_out - 1) + 1 : SH, j : j + SW * (W_out - 1) + 1 : SW]
 
 
 def _valid(size: int, pad: int, k: int, S: int, n_out: int) -> int:
@@ -49,7 +44,10 @@ def _conv(t: LayerTrace) -> Derivation:
     S = layer.stride
     top, _, left, _ = _pads(layer, H, W)
     CK, P = C * KH * KW, H_out * W_out
-    nonzeros = N * F * C * _valid(H, top, KH, S, H_out) * _valid(W, left, KW, S, W_out)
+    SH, SW = S
+    nonzeros = (
+        N * F * C * _valid(H, top, KH, SH, H_out) * _valid(W, left, KW, SW, W_out)
+    )
     steps = [
         Step(
             "as a GEMM",
@@ -76,7 +74,7 @@ def _conv(t: LayerTrace) -> Derivation:
         f"b[f] is added at every pixel of filter f: dL/db sums g over the batch and "
         f"the {H_out} x {W_out} pixels",
         f"an input pixel is read by up to {KH * KW} windows (fewer at the border"
-        + (f" or with stride {S}" if S > 1 else "")
+        + (f" or with stride {_stride_text(S)}" if max(S) > 1 else "")
         + "): col2im adds the gradient of every window that read it",
         f"row (n, f, h, w) of the Jacobian holds W[f] at the {CK} inputs of its "
         "window and zeros elsewhere; examples do not mix, so it is block-diagonal",
@@ -87,7 +85,7 @@ def _conv(t: LayerTrace) -> Derivation:
             "forward",
             "out[n,f,h,w] = b[f] + sum over c,i,j of W[f,c,i,j] x_pad[n,c,hS+i,wS+j]",
             f"{shape_str(x.shape)} * {shape_str(layer.weight.shape)} + ({F},) -> "
-            f"{shape_str(out.shape)}, S = {S}, padding {layer.padding!r}",
+            f"{shape_str(out.shape)}, S = {_stride_text(S)}, padding {layer.padding!r}",
         ),
         steps,
         Jacobian(
@@ -121,32 +119,45 @@ def _conv_vjp(t: LayerTrace) -> dict:
     return {"weight": dW, "bias": g.sum(axis=(0, 2, 3)), "x": dx}
 
 
+def _padded(t: LayerTrace) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """x with the pooling's padding (-inf for the max, 0 for the mean), and the pads."""
+    top, bottom, left, right = _pads(t.layer, *t.x.shape[2:])
+    fill = -np.inf if _is_max(t.layer) else 0.0
+    widths = ((0, 0), (0, 0), (top, bottom), (left, right))
+    return np.pad(t.x, widths, constant_values=fill), (top, bottom, left, right)
+
+
 def _windows(t: LayerTrace) -> np.ndarray:
-    """Every pooling window of x: (N, C, H_out, W_out, P*P), row-major within it."""
-    P, S = t.layer.kernel_size, t.layer.stride
+    """Every pooling window of x: (N, C, H_out, W_out, KH*KW), row-major within it."""
+    (KH, KW), (SH, SW) = t.layer.kernel_size, t.layer.stride
     H_out, W_out = t.out.shape[2:]
-    view = sliding_window_view(t.x, (P, P), axis=(2, 3))[:, :, ::S, ::S]
-    return view[:, :, :H_out, :W_out].reshape(*t.out.shape, P * P)
+    x_pad, _ = _padded(t)
+    view = sliding_window_view(x_pad, (KH, KW), axis=(2, 3))[:, :, ::SH, ::SW]
+    return view[:, :, :H_out, :W_out].reshape(*t.out.shape, KH * KW)
 
 
 def _route(t: LayerTrace, share: np.ndarray) -> np.ndarray:
-    """dx from share (N, C, H_out, W_out, P*P): what each window gives each pixel."""
-    P, S = t.layer.kernel_size, t.layer.stride
+    """dx from share (N, C, H_out, W_out, KH*KW): what each window gives each pixel."""
+    (KH, KW), S = t.layer.kernel_size, t.layer.stride
     H_out, W_out = t.out.shape[2:]
-    dx = np.zeros_like(t.x)
-    for k in range(P * P):
-        i, j = divmod(k, P)
+    x_pad, (top, _, left, _) = _padded(t)
+    dx = np.zeros_like(x_pad)
+    for k in range(KH * KW):
+        i, j = divmod(k, KW)
         _window(dx, i, j, S, H_out, W_out)[...] += share[..., k]
-    return dx
+    H, W = t.x.shape[2:]
+    return dx[:, :, top : top + H, left : left + W]
 
 
 def _pool(t: LayerTrace) -> Derivation:
     layer, x, out = t.layer, t.x, t.out
-    P, S = layer.kernel_size, layer.stride
+    (KH, KW), S = layer.kernel_size, layer.stride
+    P = KH * KW  # pixels per window
+    K = f"{KH}" if KH == KW else f"({KH}, {KW})"
     rows, cols = out.size, x.size
     is_max = _is_max(layer)
     if is_max:
-        forward = "out[n,c,h,w] = max of x[n,c,hS:hS+P,wS:wS+P]"
+        forward = "out[n,c,h,w] = max of x_pad[n,c,hSH:hSH+KH,wSW:wSW+KW]"
         backward = "dx = g at each window's (first) maximum, 0 elsewhere"
         jac = Jacobian(
             rows, cols, "a selection: one 1 per row, at its window's maximum", rows
@@ -157,17 +168,18 @@ def _pool(t: LayerTrace) -> Derivation:
             "on a tie the first maximum (row-major) takes the whole gradient",
         ]
     else:
-        forward = "out[n,c,h,w] = mean of x[n,c,hS:hS+P,wS:wS+P]"
-        backward = f"dx = g / {P * P} spread over each window"
+        forward = "out[n,c,h,w] = mean of x_pad[n,c,hSH:hSH+KH,wSW:wSW+KW]"
+        backward = f"dx = g / {P} spread over each window"
         jac = Jacobian(
-            rows, cols, f"each row holds 1/{P * P} at its {P * P} inputs", rows * P * P
+            rows, cols, f"each row holds 1/{P} at its (at most) {P} inputs", rows * P
         )
-        why = [f"every input of a window counts 1/{P * P} in its mean"]
+        why = [f"every input of a window counts 1/{P} in its mean (padding counts)"]
     why.append(
-        f"channels and examples do not mix; with stride {S} and window {P} the "
+        f"channels and examples do not mix; with stride {_stride_text(S)} and "
+        f"window {K} the "
         + (
             "windows do not overlap"
-            if S >= P
+            if S[0] >= KH and S[1] >= KW
             else "windows overlap and a pixel adds up"
         )
     )
@@ -178,14 +190,15 @@ def _pool(t: LayerTrace) -> Derivation:
             Step(
                 "winners (n=0, c=0)",
                 matrix_text(winner),
-                "offset k = i * P + j of each window's maximum",
+                "offset k = i * KW + j of each window's maximum",
             )
         ]
     return Derivation(
         Step(
             "forward",
             forward,
-            f"{shape_str(x.shape)} -> {shape_str(out.shape)}, P = {P}, S = {S}",
+            f"{shape_str(x.shape)} -> {shape_str(out.shape)}, window {K}, "
+            f"S = {_stride_text(S)}, padding {layer.padding!r}",
         ),
         [Step("dL/dx", backward, f"{shape_str(t.g.shape)} -> {shape_str(x.shape)}")],
         jac,
