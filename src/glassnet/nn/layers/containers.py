@@ -14,6 +14,7 @@ from glassnet.nn.layers.activations import (
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.dense import Dense
+from glassnet.nn.parameter import Parameter
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -151,6 +152,9 @@ class Sequential(Layer):
 
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def own_parameters(self) -> list[Parameter]:
+        return []  # every parameter belongs to one of the layers
 
     def set_training(self, training: bool) -> None:
         """Tell every layer, at every depth, whether it runs in training mode."""
