@@ -57,6 +57,11 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
     Raises ArgumentTypeError for non-numeric input, ShapeError for the wrong number
     of dimensions and DataError for NaN or inf.
     """
+    if _is_sparse(x):
+        raise ArgumentTypeError(
+            f"{name}: expected a dense array, got a SciPy sparse "
+            f"{type(x).__name__}; convert it with {name.split()[-1]}.toarray()"
+        )
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -80,14 +85,45 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
                 else ""
             )
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    source = arr
+    with np.errstate(all="ignore"):  # overflow is reported below, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not _all_finite(arr):
+        if source.dtype != arr.dtype and _all_finite(source):
+            big = float(np.abs(source).max())
+            raise DataError(
+                f"{name}: values up to {big:.6g} overflow {np.dtype(dtype).name} "
+                f"(largest {float(np.finfo(dtype).max):.6g}); rescale the data "
+                "(e.g. standardize it) or use a float64 model"
+            )
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(
             f"{name}: expected finite values, got {arr[tuple(bad)]} "
             f"at index {tuple(bad.tolist())}"
         )
     return arr
+
+
+def _is_sparse(x) -> bool:
+    """A SciPy sparse matrix or array, recognised without importing SciPy."""
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "toarray")
+
+
+def check_seed(owner: str, seed) -> None:
+    """Raise ConfigError unless seed is None or an integer >= 0 (not a bool)."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(
+            f"{owner}: seed must be an integer >= 0 or None, got {_plain(seed)}"
+        )
+
+
+def _plain(value) -> str:
+    """repr(value), but a NumPy scalar as a plain Python number (no np.int64(0))."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndarray:

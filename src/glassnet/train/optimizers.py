@@ -167,6 +167,19 @@ class Optimizer:
     one flat data buffer in place from its grad buffer (tmp: a workspace of the
     same shape; state: {name: array}, as named)."""
 
+    def __new__(cls, *args, **kwargs):
+        # SGD(model.parameters(), lr=0.1), the PyTorch habit: say how it is done here
+        # (Python's own error would be "got multiple values for argument 'lr'")
+        first = args[0] if args else None
+        if isinstance(first, (list, tuple, dict)) or hasattr(first, "__next__"):
+            raise ArgumentTypeError(
+                f"{cls.__name__}: optimizers are built without parameters; write "
+                f"{cls.__name__}(lr=...) and pass it to fit (which binds it to the "
+                "model's parameters), or call opt.step(model.parameters()) after "
+                "backward"
+            )
+        return super().__new__(cls)
+
     def __init__(self, lr: float) -> None:
         check_positive_float(type(self).__name__, lr=lr)
         self.lr = float(lr)

@@ -14,7 +14,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet.errors import CallOrderError, ConfigError
+from glassnet.errors import CallOrderError, ConfigError, ShapeError
 from glassnet.nn.parameter import Parameter
 
 # glassnet's own layer classes by name, filled in as each class is defined: the only
@@ -199,6 +199,15 @@ class Layer:
                 f"{type(self).__name__}.backward() was called before forward()"
             )
         return self._cache
+
+    def _dout_error(self, expected: tuple, got: tuple) -> ShapeError:
+        """The error for a dout that is not shaped like the last forward's output."""
+        return ShapeError(
+            f"{type(self).__name__}.backward: dout must have the shape of the last "
+            f"forward's output {tuple(int(n) for n in expected)}, got "
+            f"{tuple(int(n) for n in got)} (dout is dL/d(output), one value per "
+            "output element)"
+        )
 
     # Hooks Sequential uses; a custom layer may ignore them.
     def initialize(self, rng: np.random.Generator, dtype) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from glassnet._kernels import sigmoid, softmax
-from glassnet._validation import as_float_array
+from glassnet._validation import as_float_array, check_seed
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.nn.layers.activations import (
     LeakyReLU,
@@ -60,6 +60,7 @@ class Sequential(Layer):
                     f"name), got {layer!r} of type {type(layer).__name__}"
                 )
             self.layers.append(layer)
+        check_seed("Sequential", seed)
         self.seed = seed
         self._dtype_given = dtype is not None
         self.dtype = _as_dtype(np.float32 if dtype is None else dtype)
@@ -272,6 +273,8 @@ class Sequential(Layer):
         verbose="auto",
         seed: int | None = None,
         initial_epoch: int = 0,
+        sample_weight=None,
+        class_weight=None,
     ):
         """Train on (X, y); returns the History, also kept as model.history.
 
@@ -299,10 +302,20 @@ class Sequential(Layer):
             verbose=verbose,
             seed=seed,
             initial_epoch=initial_epoch,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     def evaluate(
-        self, X, y, loss=None, metrics="auto", batch_size: int | None = None
+        self,
+        X,
+        y,
+        loss=None,
+        metrics="auto",
+        batch_size: int | None = None,
+        *,
+        sample_weight=None,
+        class_weight=None,
     ) -> dict:
         """{"loss": ..., "accuracy": ...} on (X, y) in inference mode.
 
@@ -311,7 +324,16 @@ class Sequential(Layer):
         """
         from glassnet.train.loop import evaluate
 
-        return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
+        return evaluate(
+            self,
+            X,
+            y,
+            loss=loss,
+            metrics=metrics,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+        )
 
     def save(self, path) -> None:
         """Write the architecture and weights to `path` (safetensors, atomically);

@@ -106,9 +106,12 @@ class _Convolution(Layer):
         out = np.matmul(w_rows, cols)  # (N, F, H_out*W_grid), one GEMM per example
         out += self.bias.data[:, None]  # one bias per filter, shared by every pixel
         self._cache = (grid, cols)
-        return from_image(grid.grid_to_output(out), n)  # (N, F, H_out, W_out)
+        out = from_image(grid.grid_to_output(out), n)  # (N, F, H_out, W_out)
+        self._out_shape = out.shape  # what backward's dout must be
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        self._check_dout(dout)
         dout = to_image(dout, self._NDIM)  # (N, F, H_out, W_out)
         grid, g = self._parameter_grads(dout)
         # col2im fused with its matrix product: the pixels read by offset (i, j)
@@ -130,7 +133,13 @@ class _Convolution(Layer):
 
     def backward_params(self, dout: np.ndarray) -> None:
         # skips dL/dx (for the first layer): col2im is the costliest part of backward
+        self._check_dout(dout)
         self._parameter_grads(to_image(dout, self._NDIM))
+
+    def _check_dout(self, dout: np.ndarray) -> None:
+        self._cached()  # CallOrderError before forward
+        if dout.shape != self._out_shape:
+            raise self._dout_error(self._out_shape, dout.shape)
 
     def _parameter_grads(self, dout: np.ndarray):
         """Store dL/dweight and dL/dbias; return (grid, g) for dL/dx.

@@ -87,6 +87,8 @@ class Dense(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x = self._cached()
+        if dout.shape != (len(x), self.out_features):  # one tuple compare: ~0.1 us
+            raise self._dout_error((len(x), self.out_features), dout.shape)
         np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
         # the sum over the batch as ones(N) @ dout: 2-4x faster than dout.sum(axis=0)
         column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
@@ -95,6 +97,8 @@ class Dense(Layer):
     def backward_params(self, dout: np.ndarray) -> None:
         # backward without dL/dx (for the first layer): a third of the work saved
         x = self._cached()
+        if dout.shape != (len(x), self.out_features):
+            raise self._dout_error((len(x), self.out_features), dout.shape)
         np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
         column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
 
