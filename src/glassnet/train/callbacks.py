@@ -33,6 +33,8 @@ class TrainingRun:
     epochs: the epoch count fit was given; initial_epoch: the first epoch to run
     (a callback that restores a checkpoint in on_train_begin moves it on).
     stop_training: set to True to end training after the current epoch.
+    start_lr: the optimizer's lr when fit started, before any callback ran (the
+    schedules' initial_lr; a restored backup may have moved optimizer.lr on).
     """
 
     model: object
@@ -43,6 +45,7 @@ class TrainingRun:
     epochs: int
     initial_epoch: int = 0
     stop_training: bool = False
+    start_lr: float | None = None
 
 
 class Callback:
@@ -189,7 +192,8 @@ class LearningRateSchedule(Callback):
 
     def on_train_begin(self, logs: dict) -> None:
         if getattr(self, "initial_lr", None) is None:
-            self.initial_lr = self.optimizer.lr
+            start = self.run.start_lr
+            self.initial_lr = self.optimizer.lr if start is None else start
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         self.optimizer.lr = self.initial_lr * self.factor(epoch)

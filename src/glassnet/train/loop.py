@@ -194,6 +194,7 @@ def fit(
     optimizer = get_optimizer(optimizer)
     model.history = History()  # the only thing fit leaves on the model
     run = TrainingRun(model, optimizer, loss, rng, model.history, epochs, initial_epoch)
+    run.start_lr = optimizer.lr
     callbacks = _callbacks(run, callbacks, verbose)
     hooks = _BatchHooks(callbacks)
     batches = _Batches(X, y, batch_size, rng if shuffle else None, weights)
