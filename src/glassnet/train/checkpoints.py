@@ -678,6 +678,11 @@ class ModelCheckpoint(Callback):
     model built in code.
     mode "auto" minimises losses and maximises anything else. `last_path` is the
     latest file written; `best` the best monitored value.
+
+    save_every_steps: also write the model every n optimizer steps (counted
+    across epochs), mid-epoch; filepath may then name {step} (1-based). These
+    snapshots hold the weights only (a mid-epoch state cannot be resumed
+    exactly); the epoch-end files are as above.
     """
 
     def __init__(
@@ -687,6 +692,7 @@ class ModelCheckpoint(Callback):
         save_best_only: bool = False,
         mode: str = "auto",
         include_training_state: bool = True,
+        save_every_steps: int | None = None,
     ) -> None:
         filepath = _check_target("ModelCheckpoint", filepath)
         if mode not in ("auto", "min", "max"):
@@ -698,11 +704,32 @@ class ModelCheckpoint(Callback):
         maximise = mode == "max" or (mode == "auto" and "loss" not in monitor)
         self.sign = -1.0 if maximise else 1.0
         self.include_training_state = bool(include_training_state)
+        if save_every_steps is not None:
+            from glassnet._validation import check_positive_int
+
+            check_positive_int("ModelCheckpoint", save_every_steps=save_every_steps)
+        self.save_every_steps = save_every_steps
         self.best: float | None = None
         self.last_path: str | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         self._best_key = math.inf
+        self._steps, self._epoch = 0, self.run.initial_epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        self._epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        self._steps += 1
+        if self.save_every_steps is None or self._steps % self.save_every_steps:
+            return
+        fields = {"epoch": self._epoch + 1, "step": self._steps, **logs}
+        path = _FieldChecker().format(self.filepath, **fields)
+        if _describable(self.model):
+            save(self.model, path)
+        else:
+            save_weights(self.model, path)
+        self.last_path = path
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.save_best_only:
@@ -716,7 +743,8 @@ class ModelCheckpoint(Callback):
             if not key < self._best_key:
                 return
             self._best_key, self.best = key, logs[self.monitor]
-        path = _FieldChecker().format(self.filepath, epoch=epoch + 1, **logs)
+        step = self._steps
+        path = _FieldChecker().format(self.filepath, epoch=epoch + 1, step=step, **logs)
         if self.include_training_state:
             save_checkpoint(
                 path,

@@ -89,6 +89,7 @@ class Trainer:
         try:  # free when nothing raises; names a backward that returned None
             for layer in self._backward_layers:
                 dout = layer.backward(dout)
+            layer = None  # now the first layer's
             self._first_backward(dout)  # parameter gradients only: x is the data
         except Exception:
             if dout is None:
@@ -98,7 +99,7 @@ class Trainer:
         self._last_x = x
         return value
 
-    def _returned_none(self, failed) -> TypeError:
+    def _returned_none(self, failed) -> ArgumentTypeError:
         """The error for a backward that returned None: the layer that ran before
         `failed` (the one whose backward raised, or None for the first layer)."""
         order = self._backward_layers
@@ -106,7 +107,7 @@ class Trainer:
         culprit = order[i - 1] if i > 0 else None
         index = len(self.layers) - i  # the culprit's index in the model
         name = type(culprit).__name__ if culprit is not None else "a layer"
-        return TypeError(
+        return ArgumentTypeError(
             f"fit: layer {index} ({name}).backward returned None; backward must "
             "return dL/dx, the gradient with respect to its input (x's shape)"
         )
