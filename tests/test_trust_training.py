@@ -512,3 +512,20 @@ def test_no_warning_from_a_clean_resume(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _model().fit(X, y, epochs=4, verbose=0, callbacks=[BackupAndRestore(path)])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"epochs": np.int64(0)},
+        {"batch_size": np.int64(-1)},
+        {"validation_split": np.float64(1.5)},
+        {"verbose": np.int64(7)},
+        {"seed": np.int64(-3)},
+    ],
+)
+def test_numpy_scalars_print_as_plain_numbers(kwargs):
+    X, y = _iris()
+    with pytest.raises(ConfigError) as info:
+        _model().fit(X, y, **kwargs)
+    assert "np." not in str(info.value)

@@ -15,7 +15,7 @@ def _is_positive_int(value) -> bool:
 
 def check_positive_int(owner: str, **values) -> None:
     """Raise one ConfigError naming every argument that is not an integer >= 1."""
-    bad = [f"{k}={v!r}" for k, v in values.items() if not _is_positive_int(v)]
+    bad = [f"{k}={_plain(v)}" for k, v in values.items() if not _is_positive_int(v)]
     if bad:
         raise ConfigError(f"{owner}: expected integers >= 1, got {', '.join(bad)}")
 
@@ -24,17 +24,21 @@ def check_positive_float(owner: str, **values) -> None:
     """Raise ConfigError for any value that is not a finite real number > 0."""
     for k, v in values.items():
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise ConfigError(f"{owner}: {k} must be a number > 0, got {v!r}")
+            raise ConfigError(f"{owner}: {k} must be a number > 0, got {_plain(v)}")
         if not (np.isfinite(v) and v > 0):
-            raise ConfigError(f"{owner}: {k} must be a finite number > 0, got {v!r}")
+            raise ConfigError(
+                f"{owner}: {k} must be a finite number > 0, got {_plain(v)}"
+            )
 
 
 def check_in_range(owner: str, name: str, value, low: float, high: float) -> None:
     """Raise ConfigError unless low <= value < high."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{owner}: {name} must be a number, got {value!r}")
+        raise ConfigError(f"{owner}: {name} must be a number, got {_plain(value)}")
     if not low <= value < high:
-        raise ConfigError(f"{owner}: {name} must be in [{low}, {high}), got {value!r}")
+        raise ConfigError(
+            f"{owner}: {name} must be in [{low}, {high}), got {_plain(value)}"
+        )
 
 
 def _all_finite(arr: np.ndarray) -> bool:

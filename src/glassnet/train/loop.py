@@ -8,7 +8,12 @@ import math
 
 import numpy as np
 
-from glassnet._validation import check_in_range, check_positive_int, check_seed
+from glassnet._validation import (
+    _plain,
+    check_in_range,
+    check_positive_int,
+    check_seed,
+)
 from glassnet.errors import (
     ArgumentTypeError,
     ConfigError,
@@ -236,7 +241,9 @@ def _check_arguments(epochs, batch_size, validation_split, verbose) -> None:
         check_positive_int("fit", batch_size=batch_size)
     check_in_range("fit", "validation_split", validation_split, 0.0, 1.0)
     if verbose not in (0, 1, 2, "auto", False, True):
-        raise ConfigError(f"fit: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        raise ConfigError(
+            f"fit: verbose must be 0, 1, 2 or 'auto', got {_plain(verbose)}"
+        )
 
 
 def infer_loss(model, y) -> Loss:
