@@ -529,3 +529,42 @@ def test_numpy_scalars_print_as_plain_numbers(kwargs):
     with pytest.raises(ConfigError) as info:
         _model().fit(X, y, **kwargs)
     assert "np." not in str(info.value)
+
+
+class _OldLoss(gn.MeanSquaredError):
+    def forward(self, pred, target):  # written before sample weights existed
+        return super().forward(pred, target)
+
+
+def test_weights_with_a_loss_that_takes_none_are_refused():
+    X = np.ones((6, 4))
+    model = gn.Sequential(gn.Dense(4, 1), seed=0)
+    with pytest.raises(ConfigError, match="forward takes"):
+        model.fit(X, np.ones(6), loss=_OldLoss(), sample_weight=np.ones(6), verbose=0)
+    with pytest.raises(ConfigError, match="forward takes"):
+        model.evaluate(X, np.ones(6), loss=_OldLoss(), sample_weight=np.ones(6))
+
+
+def test_a_refused_resume_leaves_the_optimizer_as_it_was(tmp_path):
+    X, y = _iris()
+    path = tmp_path / "b.ckpt"
+    _model().fit(
+        X,
+        y,
+        optimizer=gn.SGD(lr=0.1, momentum=0.9),
+        epochs=2,
+        verbose=0,
+        callbacks=[BackupAndRestore(path, delete_on_end=False)],
+    )
+    model, optimizer = _model(), gn.SGD(lr=0.1)  # no momentum: no velocity state
+    optimizer.step(model.parameters())  # bound, one step taken
+    with pytest.raises(ModelFileError, match="momentum"):
+        model.fit(
+            X,
+            y,
+            optimizer=optimizer,
+            epochs=4,
+            verbose=0,
+            callbacks=[BackupAndRestore(path)],
+        )
+    assert optimizer.t == 1 and optimizer.params == model.parameters()

@@ -331,17 +331,14 @@ def _same_parameters(a: list, b: list) -> bool:
 
 
 def _check_optimizer_state(optimizer, model, opt_meta: dict, path) -> None:
-    """Bind the optimizer to the model and check that its state buffers are the
-    ones the file holds (weights are not touched)."""
-    params = model.parameters()
-    if not _same_parameters(optimizer.params, params):
-        optimizer.bind(params)
-    state = optimizer.state_arrays()
-    if sorted(state) != sorted(opt_meta["state"]):
+    """Check that the optimizer keeps the state arrays the file holds (its
+    configuration names them); changes nothing, the optimizer included."""
+    names = sorted(optimizer._state_names())
+    if names != sorted(opt_meta["state"]):
         raise ModelFileError(
             path,
             f"optimizer state {sorted(opt_meta['state'])} does not match "
-            f"{type(optimizer).__name__}'s {sorted(state)} (other hyperparameters?)",
+            f"{type(optimizer).__name__}'s {names} (other hyperparameters?)",
         )
 
 
@@ -372,6 +369,9 @@ def _check_hyperparameters(optimizer, opt_meta: dict, path) -> None:
 
 def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -> None:
     _check_optimizer_state(optimizer, model, opt_meta, path)
+    params = model.parameters()
+    if not _same_parameters(optimizer.params, params):
+        optimizer.bind(params)
     optimizer.load_state_arrays(
         {name: arrays[f"optimizer.{name}"] for name in opt_meta["state"]}
     )

@@ -193,6 +193,8 @@ def fit(
     X, y = _prepare(model, X, y, loss)
     check_loss_fits_model(model, loss, X)
     weights = row_weights(y, sample_weight, class_weight, len(X))
+    if weights is not None:
+        _check_takes_weights(loss)
     X, y, validation, weights = _validation_rows(
         model, X, y, loss, validation_split, validation_data, rng, weights
     )
@@ -422,6 +424,21 @@ def row_weights(y, sample_weight, class_weight, n: int) -> np.ndarray | None:
     w = table[labels]  # (n,)
     w = w if weights is None else w * weights
     return check_sample_weight(w, n, "fit (class_weight)")
+
+
+def _check_takes_weights(loss: Loss) -> None:
+    """Refuse sample weights for a loss whose forward takes no sample_weight (a
+    custom loss written before weights existed)."""
+    import inspect
+
+    try:
+        inspect.signature(loss.forward).bind(None, None, None)
+    except TypeError:
+        raise ConfigError(
+            f"fit: sample_weight / class_weight need a loss whose forward takes "
+            f"them, forward(pred, target, sample_weight=None); {type(loss).__name__}"
+            ".forward takes (pred, target) only"
+        ) from None
 
 
 def _validation_rows(model, X, y, loss, split, validation_data, rng, weights=None):
@@ -700,6 +717,8 @@ def evaluate(
     X, y = _prepare(model, X, y, loss)
     check_loss_fits_model(model, loss, X, owner="evaluate")
     weights = row_weights(y, sample_weight, class_weight, len(X))
+    if weights is not None:
+        _check_takes_weights(loss)
     return _evaluate_prepared(
         model, X, y, loss, _metric_names(metrics, loss), batch_size, weights
     )
