@@ -568,3 +568,18 @@ def test_a_refused_resume_leaves_the_optimizer_as_it_was(tmp_path):
             callbacks=[BackupAndRestore(path)],
         )
     assert optimizer.t == 1 and optimizer.params == model.parameters()
+
+
+def test_dataframes_with_nullable_or_text_columns():
+    pd = pytest.importorskip("pandas")
+    y = np.array([0, 1, 2, 0])
+    model = gn.Sequential(gn.Dense(2, 3), seed=0)
+    ints = pd.array([1, 2, 3, 4], dtype="Int64")
+    frame = pd.DataFrame({"a": ints, "b": pd.array([0.5, 1, 2, 3], dtype="Float64")})
+    model.fit(frame, y, verbose=0)  # nullable numbers are numbers
+    text = pd.DataFrame({"a": ints, "colour": ["r", "g", "b", "r"]})
+    with pytest.raises(ArgumentTypeError, match=r"numeric columns, got colour \("):
+        model.fit(text, y, verbose=0)
+    missing = pd.DataFrame({"a": pd.array([1, None, 3, 4], dtype="Int64"), "b": ints})
+    with pytest.raises(DataError, match="finite"):
+        model.fit(missing, y, verbose=0)

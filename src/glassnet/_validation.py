@@ -66,6 +66,8 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
             f"{name}: expected a dense array, got a SciPy sparse "
             f"{type(x).__name__}; convert it with {name.split()[-1]}.toarray()"
         )
+    if hasattr(x, "dtypes") and hasattr(x, "columns") and hasattr(x, "to_numpy"):
+        x = _frame_values(x, name)  # a DataFrame: name the columns that are not numbers
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -106,6 +108,23 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
             f"at index {tuple(bad.tolist())}"
         )
     return arr
+
+
+def _frame_values(frame, name: str) -> np.ndarray:
+    """A DataFrame's values as float64, nullable columns (Int64, Float64) included
+    (a missing value becomes NaN, reported by the caller); ArgumentTypeError
+    naming the columns that are not numbers."""
+    bad = [
+        f"{column!s} ({dtype})"
+        for column, dtype in frame.dtypes.items()
+        if getattr(dtype, "kind", "O") not in "biuf"
+    ]
+    if bad:
+        raise ArgumentTypeError(
+            f"{name}: expected numeric columns, got {', '.join(bad)}; encode them "
+            "as numbers (e.g. pd.get_dummies or .cat.codes) or drop them"
+        )
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _is_sparse(x) -> bool:
