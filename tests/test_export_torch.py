@@ -396,7 +396,12 @@ REFUSALS = [
     ),
     (
         nn.TransformerEncoderLayer(
-            4, 2, 8, dropout=0.0, activation=nn.GELU("tanh"), batch_first=True,
+            4,
+            2,
+            8,
+            dropout=0.0,
+            activation=nn.GELU("tanh"),
+            batch_first=True,
             norm_first=True,
         ),
         """activation="GELU(approximate='tanh')" is not supported""",
