@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from glassnet.nn.losses import LOSSES, get_loss
+from glassnet.nn.losses import (
+    INPUT_KINDS,
+    LOSSES,
+    TARGET_KINDS,
+    get_loss,
+    loss_name,
+    takes_labels,
+)
 
 STRICT = {"over": "raise", "invalid": "raise", "divide": "raise"}
 LN2 = math.log(2.0)
@@ -308,3 +315,230 @@ def test_unknown_reduction(loss_cls):
         gn.ConfigError, match=r"reduction must be 'mean' or 'sum', got 'avg'"
     ):
         loss_cls(reduction="avg")
+
+
+# -- what each loss takes --------------------------------------------------------
+
+DECLARED = {
+    gn.MeanSquaredError: ("values", "targets", None),
+    gn.SoftmaxCrossEntropy: ("logits", "labels", "softmax"),
+    gn.CrossEntropy: ("probabilities", "labels", "softmax"),
+    gn.BinaryCrossEntropyWithLogits: ("logits", "targets", "sigmoid"),
+    gn.BinaryCrossEntropy: ("probabilities", "targets", "sigmoid"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_declares_what_it_takes(name):
+    cls = LOSSES[name]
+    for attribute in ("input_kind", "target_kind", "activation"):
+        assert attribute in vars(cls), f"{cls.__name__} inherits {attribute}"
+    assert cls.input_kind in INPUT_KINDS and cls.target_kind in TARGET_KINDS
+    assert (cls.input_kind, cls.target_kind, cls.activation) == DECLARED[cls]
+    assert (cls.activation is None) == (cls.input_kind == "values")
+    assert LOSSES[loss_name(cls.input_kind, cls.activation)] is cls
+
+
+@pytest.mark.parametrize(
+    "loss, labels",
+    [
+        ("softmax_cross_entropy", True),
+        (gn.CrossEntropy, True),
+        (gn.BinaryCrossEntropy(), False),
+        ("mse", False),
+        ("no_such_loss", False),
+    ],
+)
+def test_takes_labels_reads_the_declaration(loss, labels):
+    assert takes_labels(loss) is labels
+
+
+def test_a_custom_loss_takes_values_and_targets_unless_it_says_otherwise():
+    class Huber(gn.Loss):
+        pass
+
+    class Focal(gn.Loss):
+        input_kind, target_kind, activation = "logits", "labels", "softmax"
+
+    assert (Huber.input_kind, Huber.target_kind, Huber.activation) == (
+        "values",
+        "targets",
+        None,
+    )
+    assert Focal().input_kind == "logits"
+
+
+# -- fit refuses a loss the model's output does not fit --------------------------
+
+X4 = np.random.default_rng(0).normal(size=(12, 4))
+LABELS = np.arange(12) % 3
+BITS = (np.arange(12) % 2).astype(float)
+
+
+def mlp(*last, k=3):
+    return gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, k), *last, seed=0)
+
+
+class Shift(gn.Layer):
+    """A user's layer the library cannot classify: out = x + shift."""
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def forward(self, x):
+        return x + self.shift
+
+    def backward(self, dout):
+        return dout
+
+
+def user_sigmoid():
+    from user_layers import UserSigmoid
+
+    return UserSigmoid()
+
+
+REFUSED = [
+    pytest.param(
+        lambda: mlp(),
+        "cross_entropy",
+        LABELS,
+        r"loss='cross_entropy' takes probabilities, but the model ends in Dense; "
+        r"on logits use loss='softmax_cross_entropy', or add Softmax\(\)",
+        id="cross_entropy-on-logits",
+    ),
+    pytest.param(
+        lambda: mlp(k=1),
+        "binary_cross_entropy",
+        BITS,
+        r"loss='binary_cross_entropy' takes probabilities, but the model ends in "
+        r"Dense; on logits use loss='binary_cross_entropy_with_logits', or add "
+        r"Sigmoid\(\)",
+        id="binary_cross_entropy-on-logits",
+    ),
+    pytest.param(
+        lambda: mlp(gn.Tanh()),
+        "cross_entropy",
+        LABELS,
+        r"ends in Tanh; on logits use loss='softmax_cross_entropy'",
+        id="cross_entropy-after-tanh",
+    ),
+    pytest.param(
+        lambda: mlp(Shift(-0.5), k=1),
+        "binary_cross_entropy",
+        BITS,
+        r"ends in Shift, whose outputs on the first rows lie in \[-\S+, \S+\], "
+        r"not in \[0, 1\]; on logits use loss='binary_cross_entropy_with_logits'",
+        id="custom-final-layer-out-of-range",
+    ),
+    pytest.param(
+        lambda: gn.Sequential(mlp(), seed=0),
+        gn.CrossEntropy(),
+        LABELS,
+        r"loss='cross_entropy' takes probabilities, but the model ends in Dense",
+        id="nested-model-ending-in-dense",
+    ),
+    pytest.param(
+        lambda: mlp(gn.Softmax()),
+        "softmax_cross_entropy",
+        LABELS,
+        r"the model ends in Softmax and loss='softmax_cross_entropy' takes logits: "
+        r"it would apply softmax to probabilities; use loss='cross_entropy'",
+        id="softmax-twice",
+    ),
+    pytest.param(
+        lambda: mlp(gn.Sigmoid(), k=1),
+        "binary_cross_entropy_with_logits",
+        BITS,
+        r"ends in Sigmoid and loss='binary_cross_entropy_with_logits' takes "
+        r"logits: it would apply sigmoid to probabilities; use "
+        r"loss='binary_cross_entropy'",
+        id="sigmoid-twice",
+    ),
+    pytest.param(
+        lambda: gn.Sequential(gn.Sequential(gn.Dense(4, 3), gn.Softmax()), seed=0),
+        "softmax_cross_entropy",
+        LABELS,
+        r"ends in Softmax and loss='softmax_cross_entropy' takes logits",
+        id="nested-softmax-twice",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, loss, y, message", REFUSED)
+@pytest.mark.parametrize("call", ["fit", "evaluate"])
+def test_a_loss_the_output_does_not_fit_is_refused(make, loss, y, message, call):
+    model = make()
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(gn.ConfigError, match=rf"{call}: .*{message}"):
+        if call == "fit":
+            model.fit(X4, y, loss=loss, verbose=0)
+        else:
+            model.evaluate(X4, y, loss=loss)
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)  # refused before any step
+
+
+ACCEPTED = [
+    pytest.param(lambda: mlp(gn.Softmax()), "cross_entropy", LABELS, id="softmax"),
+    pytest.param(
+        lambda: mlp(gn.Sigmoid(), k=1), "binary_cross_entropy", BITS, id="sigmoid"
+    ),
+    pytest.param(lambda: mlp(), "softmax_cross_entropy", LABELS, id="logits"),
+    pytest.param(
+        lambda: mlp(k=1), "binary_cross_entropy_with_logits", BITS, id="bit-logits"
+    ),
+    pytest.param(lambda: mlp(gn.Softmax()), "mse", np.eye(3)[LABELS], id="mse-probs"),
+    pytest.param(
+        lambda: mlp(user_sigmoid(), k=1),
+        "binary_cross_entropy",
+        BITS,
+        id="custom-layer-in-range",
+    ),
+    pytest.param(
+        lambda: gn.Sequential(mlp(gn.Softmax()), seed=0),
+        "cross_entropy",
+        LABELS,
+        id="nested-softmax",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, loss, y", ACCEPTED)
+def test_a_loss_the_output_fits_trains(make, loss, y):
+    model = make()
+    history = model.fit(X4, y, loss=loss, epochs=2, verbose=0)
+    assert np.isfinite(history["loss"]).all() and min(history["loss"]) >= 0.0
+    assert model.evaluate(X4, y, loss=loss)["loss"] >= 0.0
+
+
+@pytest.mark.parametrize(
+    "loss, y, message",
+    [
+        pytest.param(
+            "softmax_cross_entropy",
+            np.array(["cat", "dog", "emu"] * 4),
+            r"y: expected integer class labels, got dtype <U3; encode labels as "
+            r"0\.\.K-1",
+            id="label-loss",
+        ),
+        pytest.param(
+            None,
+            np.array(["cat", "dog", "emu"] * 4),
+            r"y: mean_squared_error takes real-valued targets, got dtype <U3; for "
+            r"classes, encode labels as 0\.\.K-1",
+            id="inferred-loss",
+        ),
+        pytest.param(
+            "softmax_cross_entropy",
+            np.array(["cat", "dog", "emu"] * 4, dtype=object),
+            r"got dtype object; encode labels as 0\.\.K-1",
+            id="object-labels",
+        ),
+    ],
+)
+def test_class_names_as_labels_ask_to_encode_them(loss, y, message):
+    with pytest.raises(gn.DataError, match=message):
+        mlp().fit(X4, y, loss=loss, verbose=0)
+    with pytest.raises(gn.DataError, match=r"encode labels as 0\.\.K-1"):
+        gn.SoftmaxCrossEntropy()(np.zeros((12, 3)), y)

@@ -175,7 +175,7 @@ class Recorder(gn.Callback):
     def on_epoch_end(self, epoch, logs):
         self.calls.append(f"end {epoch}")
         if epoch == self.stop_after:
-            self.model.stop_training = True
+            self.stop_training = True
 
     def on_train_end(self, logs):
         self.calls.append("train_end")

@@ -71,6 +71,8 @@ from glassnet.train.callbacks import (
     ExponentialDecay,
     History,
     LearningRateScheduler,
+    PrintLogger,
+    ProgressBar,
     StepDecay,
 )
 from glassnet.train.loop import Trainer, fit
@@ -132,6 +134,8 @@ __all__ = [
     "Optimizer",
     "Parameter",
     "PositionalEmbedding",
+    "PrintLogger",
+    "ProgressBar",
     "RNN",
     "RMSprop",
     "ReLU",

@@ -46,6 +46,8 @@ def _all_finite(arr: np.ndarray) -> bool:
     """
     flat = arr.reshape(-1)  # a view: arr is contiguous
     step = 1 << 16
+    if flat.size <= step:  # one block: no generator (0.6 us of a 60 us iris fit)
+        return bool(np.isfinite(flat).all())
     return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step))
 
 
@@ -99,8 +101,15 @@ def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndar
         ):
             labels = labels.astype(np.intp)
         else:
+            hint = (
+                "; encode labels as 0..K-1, e.g. "
+                "classes, y = np.unique(y, return_inverse=True)"
+                if not np.issubdtype(labels.dtype, np.number)
+                else ""
+            )
             raise DataError(
                 f"{name}: expected integer class labels, got dtype {labels.dtype}"
+                + hint
             )
     if n and (labels.min() < 0 or labels.max() >= k):
         raise DataError(

@@ -31,22 +31,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from glassnet.errors import ArgumentTypeError, ConfigError, DataError
-from glassnet.nn.layers.activations import ACTIVATIONS, Sigmoid, Softmax
+from glassnet.nn.layers.activations import ACTIVATIONS
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
+from glassnet.nn.losses import loss_name
 from glassnet.train.callbacks import EarlyStopping
+from glassnet.train.loop import final_activation
 from glassnet.train.loop import fit as _fit
 from glassnet.train.optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["GlassClassifier", "GlassRegressor"]
-
-
-def _last_layer(model):
-    """The layer that produces the model's output, inside nested Sequentials."""
-    last = model
-    while isinstance(last, Sequential):
-        last = last.layers[-1] if last.layers else None
-    return last
 
 
 def _seed_from(random_state) -> int | None:
@@ -371,16 +365,12 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
 
     @staticmethod
     def _loss_name(model, n_outputs: int) -> str:
-        last = _last_layer(model)
-        if isinstance(last, Softmax):
-            return "cross_entropy"
-        if isinstance(last, Sigmoid):
-            return "binary_cross_entropy"
-        return (
-            "binary_cross_entropy_with_logits"
-            if n_outputs == 1
-            else "softmax_cross_entropy"
-        )
+        """The cross-entropy for what the model outputs: probabilities after a final
+        Softmax / Sigmoid, logits otherwise (sigmoid for one output)."""
+        activation = final_activation(model)
+        if activation is not None:
+            return loss_name("probabilities", activation)
+        return loss_name("logits", "sigmoid" if n_outputs == 1 else "softmax")
 
     def fit(self, X, y) -> "GlassClassifier":
         """Train on X (N, D) and labels y (N,); returns self."""

@@ -255,6 +255,7 @@ def gradcheck(args) -> int:
     model) on a few rows; the report on stdout, exit 1 if it fails."""
     from glassnet.check.gradcheck import gradcheck as check
     from glassnet.io.datafiles import read_table
+    from glassnet.nn.losses import takes_labels
     from glassnet.train.loop import infer_loss
 
     X = y = None
@@ -291,16 +292,11 @@ def gradcheck(args) -> int:
         y = y[: args.rows]
         if loss is None:
             loss = infer_loss(model, y)
-        if np.issubdtype(np.asarray(y).dtype, np.floating) and _wants_labels(loss):
+        if np.issubdtype(np.asarray(y).dtype, np.floating) and takes_labels(loss):
             y = np.asarray(y).astype(np.int64)
     report = check(model, X, y, loss=loss if y is not None else None)
     print(report)
     return 0 if report.passed else 1
-
-
-def _wants_labels(loss) -> bool:
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    return name.lower().replace("_", "") in ("softmaxcrossentropy", "crossentropy")
 
 
 # -- plot ----------------------------------------------------------------------

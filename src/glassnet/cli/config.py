@@ -44,13 +44,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassnet.errors import ConfigError, DataError
+from glassnet.nn.losses import takes_labels
 
 BUILTIN_DATA = ("iris", "xor", "spirals", "blobs")
 _SECTIONS = {"seed", "dtype", "data", "model", "train", "optimizer", "output"}
 _DATA_KEYS = {"builtin", "options", "path", "target", "x_key", "y_key"}
 _TRAIN_KEYS = {"loss", "epochs", "batch_size", "validation_split", "shuffle"}
 _OUTPUT_KEYS = {"model", "history", "checkpoint"}
-_CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "cross_entropy")
 
 
 def _toml():
@@ -263,7 +263,7 @@ def load_data(
             raise DataError(
                 f"{data['path']}: no target array {data.get('y_key', 'y')!r}"
             )
-    if cfg.loss in _CLASSIFICATION_LOSSES:  # a CSV reads labels as floats
+    if takes_labels(cfg.loss):  # a CSV reads labels as floats
         y = np.asarray(y)
         if y.ndim != 1 or not np.all(y == np.round(y)):
             raise DataError(

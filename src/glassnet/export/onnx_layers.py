@@ -66,7 +66,7 @@ from glassnet.nn.layers import (
     Tanh,
 )
 from glassnet.nn.layers.base import Layer
-from glassnet.nn.layers.containers import Sequential
+from glassnet.nn.layers.containers import Sequential, output_layer
 
 MIN_OPSET = 17  # LayerNormalization; the opset every converter here is written for
 
@@ -302,7 +302,7 @@ def _probabilities(model: Layer, graph: OnnxGraph, y: str) -> str:
             f"to_onnx: output='proba' needs outputs of shape (N, K), got {got}; "
             "use output='predict'"
         )
-    last = model.layers[-1] if isinstance(model, Sequential) and model.layers else model
+    last = output_layer(model) or model
     if shape[0] == 1:  # one unit: [1 - p, p]
         p = y if isinstance(last, Sigmoid) else graph.node("Sigmoid", [y])
         q = graph.node("Sub", [graph.scalar(1.0), p])

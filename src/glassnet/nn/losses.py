@@ -4,6 +4,16 @@ Every loss's backward is the exact derivative of the number forward reports.
 With reduction="mean" (the default) that number is averaged: over the batch for
 the cross-entropies (N rows), over every element for MeanSquaredError and the
 binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
+
+Each loss declares what it takes (class attributes, read by fit, evaluate, the
+estimators, explain and the CLI instead of testing classes or names):
+
+    loss                           input_kind     target_kind  activation
+    MeanSquaredError               values         targets      None
+    SoftmaxCrossEntropy            logits         labels       softmax
+    CrossEntropy                   probabilities  labels       softmax
+    BinaryCrossEntropyWithLogits   logits         targets      sigmoid
+    BinaryCrossEntropy             probabilities  targets      sigmoid
 """
 
 import numpy as np
@@ -21,12 +31,31 @@ from glassnet.errors import ConfigError, DataError, ShapeError
 _EXP_MINUS_100 = float(np.exp(-100.0))
 
 
+INPUT_KINDS = ("logits", "probabilities", "values")
+TARGET_KINDS = ("labels", "targets")
+
+
 class Loss:
     """Base class: a scalar objective at the end of the chain.
 
     forward(pred, target) returns a Python float and keeps what backward needs;
     backward() takes no argument and returns dL/dpred with pred's shape.
+
+    What a loss takes, declared by each class:
+    input_kind   "logits" (any real scores; the loss applies `activation` itself),
+                 "probabilities" (the output of a final Softmax or Sigmoid layer,
+                 each in [0, 1]) or "values" (any real numbers, e.g. regression).
+    target_kind  "labels" (integer classes 0..K-1 of shape (N,), or one-hot
+                 rows (N, K)) or "targets" (real values of pred's shape; in
+                 [0, 1] for the binary cross-entropies).
+    activation   "softmax" or "sigmoid": the function that turns logits into
+                 this loss's probabilities (None for "values").
+    A custom loss inherits "values" / "targets" / None unless it says otherwise.
     """
+
+    input_kind: str = "values"
+    target_kind: str = "targets"
+    activation: str | None = None
 
     _cache = None
 
@@ -79,6 +108,8 @@ class MeanSquaredError(Loss):
     Shapes: pred (N, ...) and target of the same shape. n = pred.size for "mean".
     """
 
+    input_kind, target_kind, activation = "values", "targets", None
+
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         diff = pred - target
         scale = self._scale(diff.size)
@@ -117,6 +148,8 @@ class SoftmaxCrossEntropy(Loss):
     dL/dlogits = (p * sum_k(y) - y) / N, which is (p - y) / N when each row of y
     sums to 1 (labels, one-hot rows, probabilities).
     """
+
+    input_kind, target_kind, activation = "logits", "labels", "softmax"
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
         N, K = logits.shape
@@ -163,6 +196,8 @@ class CrossEntropy(Loss):
     Prefer SoftmaxCrossEntropy on logits: it is exact where this one clips.
     """
 
+    input_kind, target_kind, activation = "probabilities", "labels", "softmax"
+
     def forward(self, probs: np.ndarray, target: np.ndarray) -> float:
         N, K = probs.shape
         tiny = np.finfo(probs.dtype).tiny if probs.dtype.kind == "f" else 1e-300
@@ -191,6 +226,8 @@ class BinaryCrossEntropy(Loss):
     dL/dp = (p - y) / (p (1 - p)) / n. log is clamped at -100 as PyTorch does, and
     the gradient of a clamped term is 0. Prefer BinaryCrossEntropyWithLogits.
     """
+
+    input_kind, target_kind, activation = "probabilities", "targets", "sigmoid"
 
     def forward(self, p: np.ndarray, target: np.ndarray) -> float:
         floor = _EXP_MINUS_100  # log(floor) = -100
@@ -228,6 +265,8 @@ class BinaryCrossEntropyWithLogits(BinaryCrossEntropy):
     dL/dz = (sigmoid(z) - y) / n.
     """
 
+    input_kind, target_kind, activation = "logits", "targets", "sigmoid"
+
     def forward(self, z: np.ndarray, target: np.ndarray) -> float:
         terms = np.maximum(z, 0.0) - z * target + np.log1p(np.exp(-np.abs(z)))
         scale = self._scale(z.size)
@@ -262,3 +301,36 @@ def get_loss(loss) -> Loss:
         return LOSSES[loss.lower()]()
     known = ", ".join(sorted(LOSSES))
     raise ConfigError(f"unknown loss {loss!r}; known losses: {known}")
+
+
+def takes_labels(loss) -> bool:
+    """Whether loss (a Loss, a Loss class or a name) declares target_kind "labels";
+    False for a name that is no loss (fit reports those)."""
+    try:
+        return get_loss(loss).target_kind == "labels"
+    except ConfigError:
+        return False
+
+
+def loss_name(input_kind: str, activation: str | None = None) -> str:
+    """The name in LOSSES of the built-in loss taking input_kind after activation.
+
+    loss_name("logits", "softmax")         -> "softmax_cross_entropy"
+    loss_name("probabilities", "sigmoid")  -> "binary_cross_entropy"
+    loss_name("values")                    -> "mean_squared_error"
+    """
+    for name, cls in reversed(LOSSES.items()):  # the long name of MSE, not "mse"
+        if (cls.input_kind, cls.activation) == (input_kind, activation):
+            return name
+    raise ConfigError(
+        f"no built-in loss takes {input_kind} after {activation}; "
+        f"input kinds: {', '.join(INPUT_KINDS)}"
+    )
+
+
+def name_of(loss: Loss) -> str:
+    """How to name `loss` in a message: its name in LOSSES, else its class name."""
+    for name, cls in reversed(LOSSES.items()):
+        if type(loss) is cls:
+            return name
+    return type(loss).__name__

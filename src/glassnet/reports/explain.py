@@ -205,10 +205,11 @@ def _custom(t) -> tuple[Derivation, dict, float]:
 
 
 def _random_targets(loss, out: np.ndarray, rng) -> np.ndarray:
-    name = type(loss).__name__
-    if "Softmax" in name or name == "CrossEntropy":
+    """Targets of the kind the loss declares: labels, values in [0, 1] for a loss
+    on probabilities or logits, any real values otherwise."""
+    if loss.target_kind == "labels":
         return rng.integers(0, out.shape[1], len(out))
-    if "Binary" in name:
+    if loss.input_kind != "values":
         return rng.random(out.shape)
     return rng.standard_normal(out.shape)
 

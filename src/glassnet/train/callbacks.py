@@ -1,29 +1,88 @@
-"""Callbacks for fit: History, EarlyStopping, learning-rate schedules, and the base.
+"""Callbacks for fit: History, EarlyStopping, learning-rate schedules, progress
+reporting, and the base.
 
-A callback overrides any of the on_* hooks. fit sets `callback.model` and
-`callback.optimizer` before training; `logs` is a dict such as
-{"loss": 0.31, "accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.87, "lr": 0.1}.
-Setting `model.stop_training = True` ends training after the current epoch.
+A callback overrides any of the on_* hooks. Before training, fit hands every
+callback the TrainingRun it shares with them (Callback.set_run): then
+`self.model`, `self.optimizer` and `self.rng` (the generator that shuffles) are
+set, and `self.stop_training = True` ends training after the current epoch.
+Epoch `logs` are a dict such as
+{"loss": 0.31, "accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.87, "lr": 0.1};
+batch logs are {"size": rows in the batch} at the start of a step and
+{"size": ..., "loss": the batch's loss} at its end.
 """
 
 import math
+import sys
+from dataclasses import dataclass
 
 from glassnet._validation import (
     check_in_range,
     check_positive_float,
     check_positive_int,
 )
-from glassnet.errors import ConfigError
+from glassnet.errors import CallOrderError, ConfigError
+
+
+@dataclass(eq=False)
+class TrainingRun:
+    """What one fit call shares with its callbacks.
+
+    model, optimizer, loss: what is being trained, and how.
+    rng: the generator fit shuffles and splits with (checkpoints save its state).
+    history: the History fit returns (also model.history).
+    epochs: the epoch count fit was given; initial_epoch: the first epoch to run
+    (a callback that restores a checkpoint in on_train_begin moves it on).
+    stop_training: set to True to end training after the current epoch.
+    """
+
+    model: object
+    optimizer: object
+    loss: object
+    rng: object
+    history: "History"
+    epochs: int
+    initial_epoch: int = 0
+    stop_training: bool = False
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing.
 
+    fit calls set_run(run) before on_train_begin; a callback then reads
+    self.model, self.optimizer, self.rng and self.run, and may set
+    self.stop_training = True. on_batch_begin / on_batch_end are called around
+    every step (batch: its index in the epoch) and cost nothing when not
+    overridden.
+    """
+
+    run: TrainingRun | None = None
     model = None
     optimizer = None
+    rng = None
+
+    def set_run(self, run: TrainingRun) -> None:
+        """Called by fit before training: the run this callback takes part in."""
+        self.run = run
+        self.model, self.optimizer, self.rng = run.model, run.optimizer, run.rng
+
+    @property
+    def stop_training(self) -> bool:
+        """True once some callback asked fit to stop after the current epoch."""
+        return self.run is not None and self.run.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        if self.run is None:
+            raise CallOrderError(
+                f"{type(self).__name__}: stop_training can only be set while fit "
+                "runs (fit hands each callback its run before on_train_begin)"
+            )
+        self.run.stop_training = bool(value)
 
     def on_train_begin(self, logs: dict) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
+    def on_batch_begin(self, batch: int, logs: dict) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
     def on_train_end(self, logs: dict) -> None: ...
 
@@ -37,6 +96,13 @@ class History(Callback):
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+
+    def set_run(self, run: TrainingRun) -> None:
+        """Keeps only the model: the run holds this history, and a history that
+        held the run back would make every fit leave a reference cycle for the
+        garbage collector (whose full passes cost milliseconds per fit once
+        large libraries are loaded)."""
+        self.model = run.model
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self.epoch.append(epoch)
@@ -109,7 +175,7 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
-            self.model.stop_training = True
+            self.stop_training = True
 
     def on_train_end(self, logs: dict) -> None:
         if self.restore_best_weights and self.best_weights is not None:
@@ -188,6 +254,56 @@ class LearningRateScheduler(LearningRateSchedule):
         self.optimizer.lr = lr
 
 
+class ProgressBar(Callback):
+    """A progress bar on stderr, one tick per epoch, with the epoch's metrics.
+
+    Shown only when stderr is a terminal (tqdm draws it), so pipes and log files
+    stay clean. fit adds one for verbose=1 or "auto".
+    """
+
+    bar = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.bar = None
+        if not sys.stderr.isatty():
+            return
+        from tqdm.auto import tqdm  # imported only when a bar is shown
+
+        # the epoch's metrics (the description) come before a short bar, so that a
+        # narrow terminal cuts the bar and the time, never the validation metrics
+        layout = "epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}"
+        self.bar = tqdm(
+            total=self.run.epochs,
+            initial=self.run.initial_epoch,
+            unit="epoch",
+            file=sys.stderr,
+            leave=False,
+            bar_format=layout,
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.bar is not None:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "lr")
+            self.bar.set_description_str(shown, refresh=False)
+            self.bar.update(1)
+
+    def on_train_end(self, logs: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class PrintLogger(Callback):
+    """One line per epoch on stderr: "epoch 3/10  loss=0.41  accuracy=0.88  lr=0.1".
+
+    fit adds one for verbose=2.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
+        print(f"epoch {epoch + 1}/{self.run.epochs}  {shown}", file=sys.stderr)
+
+
 __all__ = [
     "Callback",
     "CosineDecay",
@@ -196,5 +312,8 @@ __all__ = [
     "History",
     "LearningRateSchedule",
     "LearningRateScheduler",
+    "PrintLogger",
+    "ProgressBar",
     "StepDecay",
+    "TrainingRun",
 ]

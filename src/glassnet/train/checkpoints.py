@@ -470,28 +470,21 @@ class BackupAndRestore(Callback):
             )
         self.path = os.fspath(path)
         self.delete_on_end = bool(delete_on_end)
-        self.initial_epoch: int | None = None  # read by fit after on_train_begin
-        self.restored_epoch: int | None = None
-
-    def _rng(self):
-        return getattr(self, "rng", None) or self.model.rng
-
-    def _history(self) -> History | None:
-        history = getattr(self.model, "history", None)
-        return history if isinstance(history, History) else None
+        self.restored_epoch: int | None = None  # the last epoch the backup held
 
     def on_train_begin(self, logs: dict) -> None:
-        self.initial_epoch = self.restored_epoch = None
+        self.restored_epoch = None
         if not os.path.exists(self.path):
             return
         epoch = restore_checkpoint(
             self.path,
             self.model,
             self.optimizer,
-            rng=self._rng(),
-            history=self._history(),
+            rng=self.rng,
+            history=self.run.history,
         )
-        self.restored_epoch, self.initial_epoch = epoch, epoch + 1
+        self.restored_epoch = epoch
+        self.run.initial_epoch = epoch + 1  # fit continues after the restored epoch
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         save_checkpoint(
@@ -499,8 +492,8 @@ class BackupAndRestore(Callback):
             self.model,
             self.optimizer,
             epoch=epoch,
-            history=self._history(),
-            rng=self._rng(),
+            history=self.run.history,
+            rng=self.rng,
         )
 
     def on_train_end(self, logs: dict) -> None:
@@ -584,14 +577,13 @@ class ModelCheckpoint(Callback):
             self._best_key, self.best = key, logs[self.monitor]
         path = _FieldChecker().format(self.filepath, epoch=epoch + 1, **logs)
         if self.include_training_state:
-            history = getattr(self.model, "history", None)
             save_checkpoint(
                 path,
                 self.model,
                 self.optimizer,
                 epoch=epoch,
-                history=history if isinstance(history, History) else None,
-                rng=getattr(self, "rng", None),
+                history=self.run.history,
+                rng=self.rng,
             )
         elif _describable(self.model):
             save(self.model, path)

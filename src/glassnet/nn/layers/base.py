@@ -82,19 +82,7 @@ class Layer:
         parameters: attributes holding a Layer ("block"), or a list or tuple of
         them ("blocks.0", "blocks.1"), in attribute order. Containers override it
         (Sequential names its layers "0", "1", ...)."""
-        found = []
-        for name, value in vars(self).items():
-            if name == "_cache":
-                continue
-            if isinstance(value, Layer):
-                found.append((name, value))
-            elif isinstance(value, (list, tuple)):
-                found.extend(
-                    (f"{name}.{i}", v)
-                    for i, v in enumerate(value)
-                    if isinstance(v, Layer)
-                )
-        return found
+        return _held(self)[1]
 
     def own_parameters(self) -> list[Parameter]:
         """The Parameters this layer holds itself, not those of its children.
@@ -103,18 +91,13 @@ class Layer:
         are dropped from that list); otherwise they are found in the attributes,
         directly or in a list or tuple, in attribute order.
         """
-        if type(self).parameters is not Layer.parameters:
-            inside = {id(p) for _, child in self.children() for p in child.parameters()}
-            return [p for p in self.parameters() if id(p) not in inside]
-        found = []
-        for name, value in vars(self).items():
-            if name == "_cache":
-                continue
-            if isinstance(value, Parameter):
-                found.append(value)
-            elif isinstance(value, (list, tuple)):
-                found.extend(v for v in value if isinstance(v, Parameter))
-        return found
+        if type(self).parameters is Layer.parameters:
+            return _held(self)[0]
+        kids = self.children()
+        if not kids:  # a leaf that lists its parameters: the common case
+            return list(self.parameters())
+        inside = {id(p) for _, child in kids for p in child.parameters()}
+        return [p for p in self.parameters() if id(p) not in inside]
 
     def named_layers(self, prefix: str = "") -> list[tuple[str, Layer]]:
         """(qualified name, layer) for every layer below this one, at every depth,
@@ -137,26 +120,30 @@ class Layer:
         pairs: list[tuple[str, Parameter]] = []
         seen_params: dict[int, str] = {}
         seen_layers: dict[int, str] = {id(self): "the model"}
-
-        def visit(layer: Layer, prefix: str) -> None:
-            where = prefix[:-1] or type(self).__name__
-            for p in layer.own_parameters():
+        todo = [(self, "")]  # depth first, children in order: a stack, reversed
+        while todo:
+            layer, prefix = todo.pop()
+            own, kids = _own_and_children(layer)
+            names = set()
+            for p in own:
                 name = prefix + p.name
-                if id(p) in seen_params:
+                if id(p) in seen_params or name in names:
+                    where = f"{prefix[:-1] or type(self).__name__}"
                     raise ConfigError(
-                        f"{where} ({type(layer).__name__}): parameter {name!r} is "
-                        f"the same Parameter as {seen_params[id(p)]!r}; a Parameter "
-                        "must belong to one layer (weight sharing is not supported)"
+                        f"{where} ({type(layer).__name__}): "
+                        + (
+                            f"parameter {name!r} is the same Parameter as "
+                            f"{seen_params[id(p)]!r}; a Parameter must belong to "
+                            "one layer (weight sharing is not supported)"
+                            if id(p) in seen_params
+                            else f"two parameters are named {p.name!r}; give each "
+                            "Parameter of a layer its own name"
+                        )
                     )
-                if any(n == name for n, _ in pairs):
-                    raise ConfigError(
-                        f"{where} ({type(layer).__name__}): two parameters are "
-                        f"named {p.name!r}; give each Parameter of a layer its own "
-                        "name"
-                    )
+                names.add(name)
                 seen_params[id(p)] = name
                 pairs.append((name, p))
-            for child_name, child in layer.children():
+            for child_name, child in reversed(kids):
                 path = prefix + child_name
                 if id(child) in seen_layers:
                     raise ConfigError(
@@ -165,9 +152,7 @@ class Layer:
                         "once in a model (build a new one for each place)"
                     )
                 seen_layers[id(child)] = path
-                visit(child, path + ".")
-
-        visit(self, "")
+                todo.append((child, path + "."))
         return pairs
 
     def own_buffers(self) -> dict[str, np.ndarray]:
@@ -239,3 +224,44 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _held(layer: Layer) -> tuple[list[Parameter], list[tuple[str, Layer]]]:
+    """(Parameters, (name, Layer) pairs) kept in layer's attributes, directly or
+    in lists and tuples, in attribute order: one pass over them."""
+    params, kids = [], []
+    for name, value in vars(layer).items():
+        if type(value) in _PLAIN:  # most attributes: skipped with one set lookup
+            continue
+        if isinstance(value, Parameter):
+            params.append(value)
+        elif isinstance(value, Layer):
+            if name != "_cache":
+                kids.append((name, value))
+        elif isinstance(value, (list, tuple)) and name != "_cache":
+            for i, v in enumerate(value):
+                if isinstance(v, Parameter):
+                    params.append(v)
+                elif isinstance(v, Layer):
+                    kids.append((f"{name}.{i}", v))
+    return params, kids
+
+
+# Attribute types that can hold neither a Parameter nor a Layer.
+_PLAIN = frozenset({int, float, bool, str, bytes, type(None), dict, np.ndarray})
+
+
+def _own_and_children(layer: Layer) -> tuple[list[Parameter], list]:
+    """layer.own_parameters() and layer.children() from one attribute scan when
+    the layer keeps the default children() and own_parameters() (the walk ran a
+    scan for each, and fit walks the model before its first step)."""
+    cls = type(layer)
+    if cls.children is not Layer.children or cls.own_parameters is not (
+        Layer.own_parameters
+    ):
+        return layer.own_parameters(), layer.children()
+    params, kids = _held(layer)
+    if cls.parameters is not Layer.parameters:  # it lists its parameters by hand
+        inside = {id(p) for _, child in kids for p in child.parameters()}
+        params = [p for p in layer.parameters() if id(p) not in inside]
+    return params, kids

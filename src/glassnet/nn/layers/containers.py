@@ -14,6 +14,7 @@ from glassnet.nn.layers.activations import (
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.dense import Dense
+from glassnet.nn.parameter import Parameter
 
 
 def _as_dtype(dtype) -> np.dtype:
@@ -63,8 +64,7 @@ class Sequential(Layer):
         self._dtype_given = dtype is not None
         self.dtype = _as_dtype(np.float32 if dtype is None else dtype)
         self.rng = np.random.default_rng(seed)
-        self.stop_training = False
-        self.history = None
+        self.history = None  # the History of the last fit
         self._training = False
         self._initialize()
 
@@ -153,6 +153,9 @@ class Sequential(Layer):
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
+    def own_parameters(self) -> list[Parameter]:
+        return []  # every parameter belongs to one of the layers
+
     def set_training(self, training: bool) -> None:
         """Tell every layer, at every depth, whether it runs in training mode."""
         self._training = bool(training)
@@ -236,7 +239,7 @@ class Sequential(Layer):
         two columns [1 - p, p], p = sigmoid(logit) or the final Sigmoid's output.
         """
         out = self.predict(X, batch_size)
-        last = self.layers[-1] if self.layers else None
+        last = output_layer(self)
         if out.ndim != 2:
             raise ShapeError(
                 f"predict_proba: expected outputs of shape (N, K), got {out.shape}"
@@ -252,16 +255,60 @@ class Sequential(Layer):
         """Integer class of each row: argmax of the outputs (threshold for one unit)."""
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
-    def fit(self, X, y=None, **kwargs):
-        """Train on (X, y); see glassnet.training.fit for every argument."""
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        loss=None,
+        optimizer="sgd",
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data=None,
+        metrics="auto",
+        callbacks=(),
+        verbose="auto",
+        seed: int | None = None,
+        initial_epoch: int = 0,
+    ):
+        """Train on (X, y); returns the History, also kept as model.history.
+
+            model.fit(X, y, loss="softmax_cross_entropy", optimizer=gn.Adam(),
+                      epochs=20, validation_split=0.2, callbacks=[gn.EarlyStopping()])
+
+        A thin forwarder to glassnet.fit (glassnet.train.loop.fit), whose
+        docstring describes every argument: help(gn.fit).
+        """
         from glassnet.train.loop import fit
 
-        return fit(self, X, y, **kwargs)
+        return fit(
+            self,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            metrics=metrics,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            initial_epoch=initial_epoch,
+        )
 
     def evaluate(
         self, X, y, loss=None, metrics="auto", batch_size: int | None = None
     ) -> dict:
-        """{"loss": ..., "accuracy": ...} on (X, y) in inference mode."""
+        """{"loss": ..., "accuracy": ...} on (X, y) in inference mode.
+
+        A thin forwarder to glassnet.train.loop.evaluate: loss and metrics as in
+        fit (None infers the loss); batch_size bounds the rows per forward pass.
+        """
         from glassnet.train.loop import evaluate
 
         return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
@@ -289,3 +336,13 @@ class Sequential(Layer):
             "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
         )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
+
+
+def output_layer(model: Layer) -> Layer | None:
+    """The layer that produces model's output: its last layer, descending while
+    that is itself a Sequential (a nested model ending in Softmax still ends in
+    Softmax); None for an empty model."""
+    layer = model
+    while isinstance(layer, Sequential) and layer.layers:
+        layer = layer.layers[-1]
+    return None if layer is model else layer
