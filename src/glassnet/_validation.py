@@ -15,7 +15,7 @@ def _is_positive_int(value) -> bool:
 
 def check_positive_int(owner: str, **values) -> None:
     """Raise one ConfigError naming every argument that is not an integer >= 1."""
-    bad = [f"{k}={_plain(v)}" for k, v in values.items() if not _is_positive_int(v)]
+    bad = [f"{k}={plain_repr(v)}" for k, v in values.items() if not _is_positive_int(v)]
     if bad:
         raise ConfigError(f"{owner}: expected integers >= 1, got {', '.join(bad)}")
 
@@ -24,20 +24,20 @@ def check_positive_float(owner: str, **values) -> None:
     """Raise ConfigError for any value that is not a finite real number > 0."""
     for k, v in values.items():
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise ConfigError(f"{owner}: {k} must be a number > 0, got {_plain(v)}")
+            raise ConfigError(f"{owner}: {k} must be a number > 0, got {plain_repr(v)}")
         if not (np.isfinite(v) and v > 0):
             raise ConfigError(
-                f"{owner}: {k} must be a finite number > 0, got {_plain(v)}"
+                f"{owner}: {k} must be a finite number > 0, got {plain_repr(v)}"
             )
 
 
 def check_in_range(owner: str, name: str, value, low: float, high: float) -> None:
     """Raise ConfigError unless low <= value < high."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{owner}: {name} must be a number, got {_plain(value)}")
+        raise ConfigError(f"{owner}: {name} must be a number, got {plain_repr(value)}")
     if not low <= value < high:
         raise ConfigError(
-            f"{owner}: {name} must be in [{low}, {high}), got {_plain(value)}"
+            f"{owner}: {name} must be in [{low}, {high}), got {plain_repr(value)}"
         )
 
 
@@ -138,11 +138,11 @@ def check_seed(owner: str, seed) -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ConfigError(
-            f"{owner}: seed must be an integer >= 0 or None, got {_plain(seed)}"
+            f"{owner}: seed must be an integer >= 0 or None, got {plain_repr(seed)}"
         )
 
 
-def _plain(value) -> str:
+def plain_repr(value) -> str:
     """repr(value), but a NumPy scalar as a plain Python number (no np.int64(0))."""
     if isinstance(value, np.generic):
         value = value.item()

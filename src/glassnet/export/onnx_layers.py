@@ -7,7 +7,8 @@ Where ONNX Runtime's CPU provider lacks an operator in float64
 operators it has: Conv and AveragePool as im2col windows and a MatMul or a
 mean, GELU's erf from Cody's rational approximations, ELU and Softplus from
 Exp and Log with accurate expm1 and log1p. Float32 graphs use the native
-operators where they exist.
+operators where they exist. The sequence layers' converters (RNN, LSTM, GRU,
+attention, positions) are in onnx_sequence.py, registered in the same TO_ONNX.
 
 This module imports onnx: glassnet.export loads it on first use.
 """
@@ -16,6 +17,7 @@ import numpy as np
 import onnx
 
 from glassnet.errors import ConfigError, ShapeError
+from glassnet.export import onnx_sequence  # noqa: F401 (the sequence layers' rows)
 from glassnet.export._common import (
     check_model,
     input_shape_for,

@@ -9,10 +9,10 @@ import math
 import numpy as np
 
 from glassnet._validation import (
-    _plain,
     check_in_range,
     check_positive_int,
     check_seed,
+    plain_repr,
 )
 from glassnet.errors import (
     ArgumentTypeError,
@@ -244,7 +244,7 @@ def _check_arguments(epochs, batch_size, validation_split, verbose) -> None:
     check_in_range("fit", "validation_split", validation_split, 0.0, 1.0)
     if verbose not in (0, 1, 2, "auto", False, True):
         raise ConfigError(
-            f"fit: verbose must be 0, 1, 2 or 'auto', got {_plain(verbose)}"
+            f"fit: verbose must be 0, 1, 2 or 'auto', got {plain_repr(verbose)}"
         )
 
 
