@@ -106,6 +106,7 @@ MISMATCHES = [  # saved with Adam(lr=0.01); resumed with:
     (lambda: gn.Adam(lr=0.02), "lr=0.01 in the file, 0.02 here"),
     (lambda: gn.Adam(lr=0.01, beta1=0.8), "beta1=0.9 in the file, 0.8 here"),
     (lambda: gn.Adam(lr=0.01, weight_decay=0.1), "weight_decay"),
+    (lambda: gn.Adam(lr=0.01, clipnorm=1.0), "clipnorm=None in the file, 1.0 here"),
     (lambda: gn.SGD(lr=0.01, momentum=0.9), "optimizer Adam, not SGD"),
     (lambda: gn.AdamW(lr=0.01), "optimizer Adam, not AdamW"),
 ]
