@@ -349,10 +349,10 @@ def _check_hyperparameters(optimizer, opt_meta: dict, path) -> None:
     schedule left it) or the one the saved run started with (a script run again
     builds its optimizer with the starting lr). Changes nothing."""
     saved, mine = opt_meta["config"], optimizer.get_config()
-    differ = [
-        f"{key}={saved[key]} in the file, {mine[key]} here"
-        for key in sorted(set(saved) & set(mine) - {"lr"})
-        if saved[key] != mine[key]
+    differ = [  # a key one side leaves out (an unset clipnorm) is None there
+        f"{key}={saved.get(key)} in the file, {mine.get(key)} here"
+        for key in sorted(set(saved) | set(mine) - {"lr"})
+        if key != "lr" and saved.get(key) != mine.get(key)
     ]
     allowed = {saved.get("lr"), opt_meta.get("start_lr", saved.get("lr"))}
     if "lr" in mine and mine["lr"] not in allowed:
