@@ -48,7 +48,7 @@ import numpy as np
 from glassnet.check import _differences as fd
 from glassnet.check import diagnosis as diagnose
 from glassnet.errors import ArgumentTypeError, ShapeError
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, total_penalty
 from glassnet.nn.layers.containers import Sequential
 from glassnet.nn.parameter import shape_hint
 
@@ -714,14 +714,14 @@ def _check_layer(
             raise ArgumentTypeError("gradcheck: a loss needs targets y")
         target_y = loss_fn.prepare_target(y, out.shape, np.float64)
 
-        def f():
-            return loss_fn.forward(forward(x), target_y)
+        def f():  # the loss fit reports: the data term plus the layers' penalties
+            return loss_fn.forward(forward(x), target_y) + total_penalty(model)
 
     else:
         weights = rng.standard_normal(out.shape)
 
-        def f():  # <forward(x), w> has gradient backward(w)
-            return float(np.sum(forward(x) * weights))
+        def f():  # <forward(x), w> (+ penalties) has gradient backward(w)
+            return float(np.sum(forward(x) * weights)) + total_penalty(model)
 
     names = dict(model.named_parameters())
     layer_of = _holders(model)
