@@ -50,9 +50,7 @@ def cell_lines(cell: str, width: int | None) -> list[str]:
     if width is None:
         return cell.split("\n")
     # a wrapped line's continuation is indented, so it reads as the same entry
-    return [
-        w for p in cell.split("\n") for w in (wrap_text(p, width, "", " ") or [""])
-    ]
+    return [w for p in cell.split("\n") for w in (wrap_text(p, width, "", " ") or [""])]
 
 
 def fit_widths(
@@ -154,8 +152,5 @@ def fit_table(
 def left_out(names: list[str], width: int = 80) -> list[str]:
     if not names:
         return []
-    text = (
-        f"(not shown at this width: {', '.join(names)}; "
-        "to_dict() has every value)"
-    )
+    text = f"(not shown at this width: {', '.join(names)}; to_dict() has every value)"
     return wrap_text(text, width)

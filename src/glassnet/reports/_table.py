@@ -85,7 +85,9 @@ class Table:
         are left out (a line names them), then rows print as blocks."""
         width = width or terminal_width()
         rows = [
-            ["\n".join(p) for p in self._lines(r)] for s in self.sections for r in s.rows
+            ["\n".join(p) for p in self._lines(r)]
+            for s in self.sections
+            for r in s.rows
         ]
         natural = [
             max([len(h)] + [len(x) for r in rows for x in r[i].split("\n")])
