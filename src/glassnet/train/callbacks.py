@@ -389,7 +389,9 @@ class ProgressBar(Callback):
     def _line(self, epoch: int, logs: dict) -> str:
         seconds = time.monotonic() - self.started
         head = f"epoch {epoch + 1}/{self.run.epochs} ({seconds:.1f} s)  "
-        return head + _metrics_text(logs, max(self.width - len(head), 20), "  ")
+        room = max(self.width, 120) - len(head)  # a notebook has no fixed width
+        shown = {k: v for k, v in logs.items() if k != "lr"}
+        return head + _metrics_text(shown, room, "  ")
 
     def on_train_end(self, logs: dict) -> None:
         if self.bar is not None:
