@@ -239,7 +239,7 @@ class Sequential(Layer):
         two columns [1 - p, p], p = sigmoid(logit) or the final Sigmoid's output.
         """
         out = self.predict(X, batch_size)
-        last = self.layers[-1] if self.layers else None
+        last = output_layer(self)
         if out.ndim != 2:
             raise ShapeError(
                 f"predict_proba: expected outputs of shape (N, K), got {out.shape}"
@@ -336,3 +336,13 @@ class Sequential(Layer):
             "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
         )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
+
+
+def output_layer(model: Layer) -> Layer | None:
+    """The layer that produces model's output: its last layer, descending while
+    that is itself a Sequential (a nested model ending in Softmax still ends in
+    Softmax); None for an empty model."""
+    layer = model
+    while isinstance(layer, Sequential) and layer.layers:
+        layer = layer.layers[-1]
+    return None if layer is model else layer
