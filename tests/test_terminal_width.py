@@ -38,6 +38,13 @@ def nested():
     return model, np.random.default_rng(0).normal(size=(6, 4))
 
 
+def recurrent():
+    model = gn.Sequential(
+        gn.LSTM(3, 4, return_sequences=True), gn.Flatten(), gn.Dense(24, 3), seed=0
+    )
+    return model, np.random.default_rng(0).normal(size=(5, 6, 3))
+
+
 LOSS = "softmax_cross_entropy"
 REPORTS = {
     "summary": lambda m, X, y: m.summary(X.shape[1:], batch_size=len(X)),
@@ -48,7 +55,7 @@ REPORTS = {
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-@pytest.mark.parametrize("build", [mlp, cnn, nested])
+@pytest.mark.parametrize("build", [mlp, cnn, nested, recurrent])
 @pytest.mark.parametrize("kind", sorted(REPORTS))
 def test_every_report_line_fits_columns(kind, build, columns, monkeypatch):
     monkeypatch.setenv("COLUMNS", str(columns))
