@@ -23,7 +23,7 @@ from glassnet.nn.layers._windows import (
     to_image,
     window_grid,
 )
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, check_l2
 from glassnet.nn.parameter import Parameter
 
 
@@ -61,9 +61,11 @@ class _Convolution(Layer):
         init: str | None = None,
         rng: np.random.Generator | None = None,
         dtype=None,
+        l2: float = 0.0,
     ) -> None:
         name, n = type(self).__name__, self._NDIM
         check_positive_int(name, in_channels=in_channels, out_channels=out_channels)
+        self.l2 = check_l2(name, l2)
         self.kernel_size = per_axis(name, "kernel_size", kernel_size, n)
         self.stride = per_axis(name, "stride", stride, n)
         self.padding, self._padding = parse_padding(name, padding, n)
@@ -155,6 +157,8 @@ class _Convolution(Layer):
         dw_t = dw_t.reshape(-1, self.out_channels)  # (C*KH*KW, F)
         # written into the existing gradient array, not bound as a new one
         np.copyto(self.weight.grad, dw_t.T.reshape(self.weight.shape))  # (F, C, *K)
+        if self.l2:  # d(l2 * sum(weight**2)) / dweight
+            self.weight.grad += 2.0 * self.l2 * self.weight.data
         # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
         per_example = g @ ones(g.shape[2], g.dtype)  # (N, F, L) @ (L,) -> (N, F)
         np.sum(per_example, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
@@ -182,7 +186,13 @@ class _Convolution(Layer):
         }
         if self.init is not None:
             config["init"] = self.init
+        if self.l2:
+            config["l2"] = self.l2
         return config
+
+    def penalty(self) -> float:
+        W = self.weight.data
+        return self.l2 * float(np.vdot(W, W)) if self.l2 else 0.0
 
     def __repr__(self) -> str:
         return (
