@@ -4,6 +4,9 @@ Every loss's backward is the exact derivative of the number forward reports.
 With reduction="mean" (the default) that number is averaged: over the batch for
 the cross-entropies (N rows), over every element for MeanSquaredError and the
 binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
+SoftmaxCrossEntropy also takes sequences, logits (N, T, K) with labels (N, T),
+and an ignore_index for padding; its "mean" is then over the positions not
+ignored (see the class).
 
 Sample weights: every built-in loss takes forward(pred, target, sample_weight)
 with sample_weight (N,) >= 0, one weight per row. With reduction="mean" the
@@ -219,13 +222,38 @@ class SoftmaxCrossEntropy(Loss):
     The softmax Jacobian times dL/dsoftmax collapses to
     dL/dlogits = (p * sum_k(y) - y) / N, which is (p - y) / N when each row of y
     sums to 1 (labels, one-hot rows, probabilities).
+
+    Sequences: logits (N, T, K) (any number of axes between N and K) take labels
+    (N, T), one per position; the softmax runs over the last axis.
+    ignore_index: a label value (e.g. -1 or -100 at padding) whose positions add
+    nothing to the loss or the gradient, as PyTorch's CrossEntropyLoss. "mean"
+    then divides by the number of positions not ignored, and dL/dlogits is
+    (p - onehot) / count there, 0 at ignored positions. With sample_weight (N,),
+    every position of row i weighs w_i: "mean" is sum(w_i * l_it) / sum(w_i)
+    over the positions not ignored, "sum" is sum(w_i * l_it). If every position
+    is ignored (or weighs 0), the loss is 0 and so is its gradient (PyTorch
+    gives NaN). Labels outside [0, K) that are not ignore_index are a DataError.
     """
 
     input_kind, target_kind, activation = "logits", "labels", "softmax"
 
+    def __init__(
+        self, reduction: str = "mean", ignore_index: int | None = None
+    ) -> None:
+        super().__init__(reduction)
+        integer = isinstance(ignore_index, int | np.integer)
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not integer):
+            raise ConfigError(
+                f"SoftmaxCrossEntropy: ignore_index must be an integer label or None, "
+                f"got {ignore_index!r}"
+            )
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+
     def forward(
         self, logits: np.ndarray, target: np.ndarray, sample_weight=None
     ) -> float:
+        if logits.ndim != 2 or (target.ndim == 1 and self.ignore_index is not None):
+            return self._forward_positions(logits, target, sample_weight)
         N, K = logits.shape
         labels = target.ndim == 1  # then each row of y sums to 1
         if labels and K <= ONE_HOT_MAX_CLASSES:
@@ -252,8 +280,43 @@ class SoftmaxCrossEntropy(Loss):
             value = -float(np.sum(scale * target * kept))
         return value
 
+    def _forward_positions(self, logits, target, sample_weight) -> float:
+        """Labels per position, some maybe ignored: logits (N, ..., K), labels
+        (N, ...); the softmax over the last axis. The loss is -sum(c * log p_label)
+        with c the positions' weights (0 where ignored), divided by sum(c) for
+        "mean"; backward returns c * (p - onehot)."""
+        K = logits.shape[-1]
+        if target.shape != logits.shape[:-1]:
+            raise ShapeError(_positions_hint(self, logits.shape, target.shape))
+        flat = logits.reshape(-1, K)  # (N*T, K)
+        labels = target.reshape(-1)  # (N*T,)
+        ignored = labels < 0  # prepare_target writes -1 at ignored positions
+        if self.ignore_index is not None:
+            ignored |= labels == self.ignore_index
+        safe = np.where(ignored, 0, labels)  # (N*T,) a valid index everywhere
+        shifted = flat - flat.max(axis=1, keepdims=True)  # exp() cannot overflow
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)  # (N*T, 1)
+        exp /= sums  # probabilities, reused by backward
+        rows = np.arange(len(labels))
+        picked = shifted[rows, safe] - np.log(sums[:, 0])  # (N*T,) log p of the label
+        weight = (~ignored).astype(logits.dtype)  # (N*T,) 0 at ignored positions
+        if sample_weight is not None:
+            per_row = weight.reshape(len(logits), -1)  # (N, T)
+            per_row *= np.asarray(sample_weight, dtype=logits.dtype)[:, None]
+        if self.reduction == "mean":
+            total = weight.sum()
+            weight = weight / total if total > 0 else weight * 0  # all ignored: 0
+        self._cache = (exp, safe, weight, logits.shape)
+        return -float(np.dot(picked, weight))
+
     def backward(self) -> np.ndarray:
         probs, target, scale, labels = self._cache
+        if isinstance(labels, tuple):  # per position: (probs, labels, c, shape)
+            dlogits = probs.copy()  # (N*T, K)
+            dlogits[np.arange(len(target)), target] -= 1.0
+            dlogits *= scale[:, None]  # 0 at ignored positions
+            return dlogits.reshape(labels)  # (N*T, K) -> (N, T, K)
         if target.ndim == 1:
             dlogits = probs.copy()
             dlogits[np.arange(len(target)), target] -= 1.0
@@ -266,8 +329,82 @@ class SoftmaxCrossEntropy(Loss):
         return dlogits
 
     def prepare_target(self, target, pred_shape, dtype):
-        N, K = pred_shape
-        return _one_hot_or_labels(self, target, N, K, dtype)
+        if len(pred_shape) == 2 and self.ignore_index is None:
+            N, K = pred_shape
+            return _one_hot_or_labels(self, target, N, K, dtype)
+        return _position_labels(self, target, tuple(pred_shape), dtype)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "ignore_index": self.ignore_index}
+
+    def __repr__(self) -> str:
+        return (
+            f"SoftmaxCrossEntropy(reduction={self.reduction!r}, "
+            f"ignore_index={self.ignore_index!r})"
+        )
+
+
+def _positions_hint(loss: Loss, pred_shape: tuple, target_shape: tuple) -> str:
+    """The message for labels not shaped like logits without their last axis."""
+    want = tuple(pred_shape[:-1])
+    hint = ""
+    if tuple(target_shape) == tuple(pred_shape):
+        hint = (
+            "; one-hot targets are taken for logits (N, K) only: pass "
+            "labels = y.argmax(axis=-1)"
+        )
+    elif len(target_shape) == 1 and len(pred_shape) > 2:
+        hint = "; a sequence model needs one label per position, not one per row"
+    return (
+        f"{type(loss).__name__}: labels must have shape {want} (logits "
+        f"{tuple(pred_shape)} without the class axis), got {tuple(target_shape)}{hint}"
+    )
+
+
+def _position_labels(loss, target, pred_shape: tuple, dtype) -> np.ndarray:
+    """Labels (N, ...) for logits (N, ..., K): integers in [0, K) or ignore_index,
+    with -1 written at the ignored positions (what forward and accuracy skip).
+
+    With logits (N, K), one-hot rows (N, K) are also taken (nothing is ignored)."""
+    target = np.asarray(target)
+    name = type(loss).__name__
+    K = pred_shape[-1]
+    if len(pred_shape) == 2 and target.shape == pred_shape and K != 1:
+        return _one_hot_or_labels(loss, target, pred_shape[0], K, dtype)
+    if len(pred_shape) == 2 and target.shape == (pred_shape[0], 1) and K != 1:
+        target = target.reshape(-1)  # labels as a column (N, 1)
+    if target.shape != pred_shape[:-1]:
+        raise ShapeError(_positions_hint(loss, pred_shape, target.shape))
+    if target.dtype.kind not in "iu":
+        if target.dtype.kind in "bf" and np.all(target == np.round(target)):
+            target = target.astype(np.intp)
+        else:
+            raise DataError(
+                f"{name}: expected integer class labels, got dtype {target.dtype}; "
+                "encode labels as 0..K-1, e.g. "
+                "classes, y = np.unique(y, return_inverse=True)"
+            )
+    target = target.astype(np.intp)
+    ignored = (
+        target == loss.ignore_index
+        if loss.ignore_index is not None
+        else np.zeros(target.shape, bool)
+    )
+    bad = ~ignored & ((target < 0) | (target >= K))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = where[0] if len(where) == 1 else where
+        allowed = (
+            f" or equal ignore_index={loss.ignore_index}"
+            if loss.ignore_index is not None
+            else " (set ignore_index to skip padding)"
+        )
+        raise DataError(
+            f"{name}: labels must lie in [0, {K}) for {K} classes{allowed}, got "
+            f"label {int(target[where])} at position {at} "
+            f"({int(bad.sum())} such labels)"
+        )
+    return np.where(ignored, -1, target)  # -1: the mark forward and accuracy skip
 
 
 class CrossEntropy(Loss):
