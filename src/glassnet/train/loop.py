@@ -23,7 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, total_penalty
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -284,19 +284,9 @@ def infer_loss(model, y) -> Loss:
 _PROBABILITY_LAYERS = {Softmax: "softmax", Sigmoid: "sigmoid"}
 
 
-def last_layer(model):
-    """The layer that produces model's output: its last layer, descending while
-    that is a container with a `layers` list (a nested Sequential); None for an
-    empty model."""
-    layer = model
-    while isinstance(getattr(layer, "layers", None), list) and layer.layers:
-        layer = layer.layers[-1]
-    return None if layer is model else layer
-
-
 def final_activation(model) -> str | None:
     """ "softmax" or "sigmoid" when the model ends in that layer, else None."""
-    return _activation_of(last_layer(model))
+    return _activation_of(output_layer(model))
 
 
 def _activation_of(layer) -> str | None:
@@ -318,7 +308,7 @@ def check_loss_fits_model(
     """
     if loss.input_kind == "values":
         return
-    last = last_layer(model)
+    last = output_layer(model)
     activation = _activation_of(last)
     if loss.input_kind == "logits" and activation is None:
         return  # the common case, decided without building a message
