@@ -101,6 +101,27 @@ def _sequence():
     ]
 
 
+def _stacked_recurrent():
+    return [
+        gn.Embedding(7, 4),
+        gn.LSTM(4, 5, return_sequences=True),  # stacking by composition
+        gn.GRU(5, 3, bidirectional=True),
+        gn.Dense(6, 2),
+    ]
+
+
+def _transformer():
+    return [
+        gn.Embedding(7, 8),
+        gn.PositionalEmbedding(9, 8),
+        gn.TransformerBlock(embed_dim=8, num_heads=2, causal=True),
+        gn.SinusoidalPositionalEncoding(8),
+        gn.LayerNorm(8),  # outputs of a moderate size: float32 keeps 1e-6
+        gn.Flatten(),
+        gn.Dense(48, 3),
+    ]
+
+
 CASES = [
     Case("dense", lambda: [gn.Dense(4, 3)], (4,)),
     Case("conv2d", lambda: [gn.Conv2D(2, 3, 3)], (2, 6, 5)),
@@ -192,28 +213,68 @@ CASES = [
     Case("cnn", _cnn, (2, 8, 8)),
     Case("signal", _signal, (2, 16)),
     Case("sequence", _sequence, (3,), ids=7),
+    Case("rnn", lambda: [gn.RNN(3, 4)], (5, 3)),
+    Case(
+        "rnn_relu_sequences",
+        lambda: [gn.RNN(3, 4, "relu", return_sequences=True)],
+        (5, 3),
+    ),
+    Case(
+        "rnn_bidirectional",
+        lambda: [gn.RNN(3, 4, bidirectional=True, return_sequences=True)],
+        (5, 3),
+    ),
+    Case("lstm", lambda: [gn.LSTM(3, 4)], (5, 3)),
+    Case(
+        "lstm_bidirectional_sequences",
+        lambda: [gn.LSTM(3, 4, return_sequences=True, bidirectional=True)],
+        (5, 3),
+    ),
+    Case("gru_sequences", lambda: [gn.GRU(3, 4, return_sequences=True)], (5, 3)),
+    Case("gru_bidirectional", lambda: [gn.GRU(3, 4, bidirectional=True)], (5, 3)),
+    Case("stacked_recurrent", _stacked_recurrent, (6,), ids=7),
+    Case("attention", lambda: [gn.MultiHeadAttention(6, 2)], (4, 6)),
+    Case(
+        "attention_causal",
+        lambda: [gn.MultiHeadAttention(6, 3, causal=True)],
+        (5, 6),
+    ),
+    Case("positional", lambda: [gn.PositionalEmbedding(7, 4)], (5, 4)),
+    Case("sinusoidal", lambda: [gn.SinusoidalPositionalEncoding(5)], (4, 5)),
+    Case("transformer", _transformer, (6,), ids=7),
+    Case(
+        "transformer_block",
+        lambda: [gn.TransformerBlock(embed_dim=6, num_heads=3, mlp_dim=10)],
+        (5, 6),
+    ),
 ]
 
 CASE_IDS = [case.name for case in CASES]
 
 
 # one of each layer glassnet.export.NOT_EXPORTED lists (no converters yet), with
-# one example's input shape
-NOT_YET = {
-    "RNN": (lambda: gn.RNN(3, 4), (2, 3)),
-    "LSTM": (lambda: gn.LSTM(3, 4), (2, 3)),
-    "GRU": (lambda: gn.GRU(3, 4), (2, 3)),
-    "MultiHeadAttention": (lambda: gn.MultiHeadAttention(4, 2), (2, 4)),
-    "PositionalEmbedding": (lambda: gn.PositionalEmbedding(5, 4), (2, 4)),
-    "SinusoidalPositionalEncoding": (
-        lambda: gn.SinusoidalPositionalEncoding(4),
-        (2, 4),
-    ),
-    "TransformerBlock": (
-        lambda: gn.TransformerBlock(embed_dim=4, num_heads=2),
-        (2, 4),
-    ),
-}
+# one example's input shape: none at present
+NOT_YET: dict = {}
+
+# while NOT_EXPORTED is empty, the refusal is tested on a stand-in: RNN, its
+# converters taken away and a reason listed for the length of the test
+STAND_IN = {"RNN": (lambda: gn.RNN(3, 4), (2, 3))}
+
+
+def not_yet_cases() -> list[str]:
+    """The layers the refusal tests run on: NOT_EXPORTED's, else the stand-in."""
+    return sorted(NOT_YET) or sorted(STAND_IN)
+
+
+def stand_in(name: str, monkeypatch, registry: dict, not_exported: dict) -> tuple:
+    """(build, input shape) of a layer without converters; a stand-in's converter
+    is removed from registry and a reason put in not_exported (monkeypatched)."""
+    if name in NOT_YET:
+        return NOT_YET[name]
+    cls = next(c for c in registry if c.__name__ == name)
+    monkeypatch.delitem(registry, cls)
+    monkeypatch.setitem(not_exported, name, "its converters are still to write")
+    return STAND_IN[name]
 
 
 def covered_classes() -> set[type]:

@@ -301,3 +301,12 @@ def test_composed_models_train_every_parameter(make):
     assert model.evaluate(X, y, loss="softmax_cross_entropy")["accuracy"] > 0.9
     for name, p in model.named_parameters():
         assert not np.array_equal(p.data, before[name]), f"{name} never changed"
+
+
+def test_predict_proba_sees_a_softmax_at_the_end_of_a_nested_model(rng):
+    inner = gn.Sequential(gn.Dense(3, 4), gn.Softmax())
+    model = gn.Sequential(gn.Dense(2, 3), gn.Tanh(), inner, seed=0)
+    X = rng.normal(size=(5, 2)).astype(np.float32)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba, model.predict(X), rtol=1e-6)  # not twice
+    assert abs(proba.sum(axis=1) - 1).max() < 1e-5

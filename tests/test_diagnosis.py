@@ -12,6 +12,9 @@ import pytest
 import glassnet as gn
 from user_layers import UserDense, UserSigmoid, UserSoftmax, UserTanh
 
+# these tests read whole formulas and rows: a width where nothing wraps
+pytestmark = pytest.mark.usefixtures("wide_terminal")
+
 
 class BiasMean(UserDense):
     """Seed 002's answer: dSdb = dSdz.mean(axis=0)."""

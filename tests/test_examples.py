@@ -102,6 +102,52 @@ def test_digits_cnn_batchnorm_tiny_uses_running_statistics(capsys):
     assert np.isfinite(results["loss"]) and results["accuracy"] > 0.3
 
 
+def test_sequence_gru_tiny_finds_the_pattern_the_mlp_memorises(capsys):
+    results = load("sequence_gru").main(["--tiny"])
+    out = capsys.readouterr().out
+    assert f"GRU held-out accuracy {results['accuracy']:.3f} on 250 rows" in out
+    assert results["accuracy"] >= 0.95
+    assert results["mlp_accuracy"] < 0.75 < results["mlp_train_accuracy"]
+    assert np.isfinite(results["clip"].norm) and np.isfinite(results["loss"])
+    assert "before clipping at 1.0" in out and "mean |dL/dh_t| in the GRU" in out
+    assert results["explain_matches"]
+
+
+@pytest.mark.slow
+def test_sequence_gru_reaches_99_percent_and_the_mlp_stays_near_chance():
+    results = load("sequence_gru").main([])
+    assert results["accuracy"] >= 0.99 and results["mlp_accuracy"] < 0.65
+
+
+@pytest.mark.parametrize(
+    "length, vocab, pattern",
+    [(30, 4, (0, 1)), (10, 3, (1, 1, 2)), (5, 2, (0, 0)), (6, 5, (3,)), (4, 3, (2, 0))],
+)
+def test_make_sequences_labels_say_whether_the_pattern_occurs(length, vocab, pattern):
+    options = {"vocab": vocab, "pattern": pattern, "seed": 3}
+    X, y = gn.datasets.make_sequences(400, length, **options)
+    assert X.shape == (400, length) and X.dtype == y.dtype == np.int64
+    assert X.min() >= 0 and X.max() < vocab and y.sum() == 200  # balanced
+    np.testing.assert_array_equal(gn.datasets.pattern_occurs(X, pattern), y == 1)
+    again, _ = gn.datasets.make_sequences(400, length, **options)
+    np.testing.assert_array_equal(again, X)  # the seed fixes the rows
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"pattern": (0, 4)}, "must be 1 to length (30) token ids in [0, vocab)"),
+        ({"pattern": ()}, "got pattern=(), vocab=4"),
+        ({"length": 1}, "pattern must be 1 to length (1)"),
+        ({"vocab": 1, "pattern": (0,)}, "vocab >= 2"),
+        ({"n_samples": 0}, "expected integers >= 1, got n_samples=0"),
+    ],
+)
+def test_make_sequences_refuses_impossible_tasks(kwargs, message):
+    with pytest.raises(gn.ConfigError, match=re.escape(message)):
+        gn.datasets.make_sequences(**kwargs)
+
+
 @pytest.mark.slow
 def test_signal_cnn_reaches_96_percent():
     results = load("signal_cnn").main([])
@@ -118,6 +164,7 @@ def test_digits_cnn_with_batchnorm_reaches_97_percent():
     "name, expected",
     [
         ("signal_cnn", "held-out accuracy"),
+        ("sequence_gru", "GRU held-out accuracy 1.000"),
         ("iris_softmax", "gradcheck PASSED"),
         ("xor", "bug=index: FAILED"),
         ("autoencoder", "by Hadamard product: gradcheck PASSED"),

@@ -17,6 +17,9 @@ from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.reports import explain, gradient_flow, summary
 from user_layers import UserBlock
 
+# these tests read whole formulas and rows: a width where nothing wraps
+pytestmark = pytest.mark.usefixtures("wide_terminal")
+
 
 def iris_net(dtype=np.float32, last=()):
     return gn.Sequential(

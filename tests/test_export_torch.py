@@ -19,6 +19,8 @@ from export_cases import (
     FeatureScale,
     NoHooks,
     covered_classes,
+    not_yet_cases,
+    stand_in,
 )
 from glassnet.nn.layers.base import builtin_layers
 
@@ -71,10 +73,13 @@ def test_state_dict_holds_the_qualified_names_and_the_same_arrays(case):
     expected = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     assert set(state) == set(expected) | set(buffers)
+    owners = {
+        f"{path}.{p.name}": layer
+        for path, layer in model.named_layers()
+        for p in layer.own_parameters()
+    }  # a parameter's name may hold a dot itself ("out_proj.weight")
     for name, p in expected.items():
-        layer = model
-        for part in name.split(".")[:-1]:
-            layer = dict(layer.children())[part]
+        layer = owners[name]
         want = (
             p.data.T if isinstance(layer, gn.Dense) and p.name == "weight" else p.data
         )
@@ -171,19 +176,33 @@ def test_gradients_and_one_optimizer_step_match_torch(case, optimizer):
 
     if not model.parameters():
         return  # no step to take
+    # Adam divides by sqrt(v) + eps: where the gradient is zero up to roundoff on
+    # both sides (attention's key bias: softmax ignores a shift of a row's
+    # scores, so its true gradient is 0) the step is roundoff / eps, at most
+    # lr * 1e-12 / 1e-8 = 1e-6 on each side. Every other entry agrees to 1e-10.
+    roundoff = {}
+    if optimizer == "adam":
+        for name, p in module.named_parameters():
+            g_gn, g_torch = np.abs(grads[name]), np.abs(numpy(p.grad))
+            roundoff[name] = (g_gn <= 1e-12) & (g_torch <= 1e-12)
     make_gn, make_torch = OPTIMIZERS[optimizer]
     make_gn().step(model.parameters())
     make_torch(module.parameters()).step()
     after = to_torch(model).state_dict()  # weights, and running stats from forward
     for name, value in module.state_dict().items():
-        np.testing.assert_allclose(
-            after[name].numpy(), numpy(value), rtol=1e-10, atol=1e-12, err_msg=name
-        )
+        got, want = after[name].numpy(), numpy(value)
+        if name in roundoff:
+            zero = roundoff[name]
+            np.testing.assert_allclose(got[zero], want[zero], rtol=0, atol=2e-6)
+            got, want = got[~zero], want[~zero]
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_to_torch_draws_nothing_from_torchs_generator():
+@pytest.mark.parametrize("name", ["cnn", "stacked_recurrent", "transformer"])
+def test_to_torch_draws_nothing_from_torchs_generator(name):
+    model = next(c for c in CASES if c.name == name).model()
     state = torch.get_rng_state()
-    to_torch(CASES[-2].model())  # the cnn: Conv2d, BatchNorm2d, Linear
+    to_torch(model)  # Conv2d, BatchNorm2d, Linear, LSTM, GRU, attention, ...
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -248,9 +267,9 @@ def test_the_not_yet_table_covers_every_layer_without_converters():
     assert set(NOT_YET) == set(NOT_EXPORTED)
 
 
-@pytest.mark.parametrize("name", sorted(NOT_EXPORTED))
-def test_to_torch_refuses_a_layer_without_converters_and_says_why(name):
-    build, shape = NOT_YET[name]
+@pytest.mark.parametrize("name", not_yet_cases())
+def test_to_torch_refuses_a_layer_without_converters_and_says_why(name, monkeypatch):
+    build, shape = stand_in(name, monkeypatch, TO_TORCH, NOT_EXPORTED)
     model = gn.Sequential(gn.Identity(), build(), seed=0)
     with pytest.raises(gn.ConfigError) as info:
         to_torch(model)
@@ -349,6 +368,44 @@ REFUSALS = [
     (nn.ModuleList([nn.ReLU()]), "no glassnet layer computes this module"),
     (MyModule(), "(test_export_torch.MyModule): no glassnet layer computes"),
     (MyLinear(2, 3), "it subclasses torch.nn.Linear, but a subclass may change"),
+    (nn.LSTM(3, 4, batch_first=True), "returns a pair (output, final state)"),
+    (nn.GRU(3, 4), "use glassnet.export._torch_sequence.GRU"),
+    (nn.RNN(3, 4), "glassnet layer returns; use glassnet.export._torch_sequence.RNN"),
+    (nn.MultiheadAttention(4, 2), "batch_first=False is not supported"),
+    (
+        nn.MultiheadAttention(4, 2, batch_first=True, dropout=0.1),
+        "dropout=0.1 is not supported (glassnet's MultiHeadAttention",
+    ),
+    (
+        nn.MultiheadAttention(4, 2, batch_first=True, kdim=3, vdim=3),
+        "kdim=3, vdim=3 are not supported",
+    ),
+    (
+        nn.MultiheadAttention(4, 2, batch_first=True, add_bias_kv=True),
+        "add_bias_kv=True is not supported",
+    ),
+    (
+        nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True),
+        "norm_first=False, activation='relu' are not supported",
+    ),
+    (
+        nn.TransformerEncoderLayer(
+            4, 2, 8, dropout=0.1, activation="gelu", batch_first=True, norm_first=True
+        ),
+        "dropout=0.1 is not supported (glassnet's TransformerBlock",
+    ),
+    (
+        nn.TransformerEncoderLayer(
+            4,
+            2,
+            8,
+            dropout=0.0,
+            activation=nn.GELU("tanh"),
+            batch_first=True,
+            norm_first=True,
+        ),
+        """activation="GELU(approximate='tanh')" is not supported""",
+    ),  # fmt: skip
 ]
 
 
@@ -387,7 +444,9 @@ def test_from_torch_wants_one_float_dtype_and_a_module(module, message):
 # -- a file PyTorch loads without glassnet --------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["residual_mlp", "sequence"])
+@pytest.mark.parametrize(
+    "name", ["residual_mlp", "sequence", "stacked_recurrent", "transformer"]
+)
 def test_save_torch_writes_a_program_with_a_dynamic_batch(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
     model = case.model()

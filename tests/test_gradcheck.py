@@ -12,6 +12,9 @@ import pytest
 import glassnet as gn
 from user_layers import UserDense, UserSigmoid, UserSoftmax
 
+# these tests read whole formulas and rows: a width where nothing wraps
+pytestmark = pytest.mark.usefixtures("wide_terminal")
+
 # -- part 1: planted bugs in custom layers -------------------------------------
 
 

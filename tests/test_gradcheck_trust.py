@@ -21,6 +21,9 @@ import pytest
 
 import glassnet as gn
 
+# these tests read whole formulas and rows: a width where nothing wraps
+pytestmark = pytest.mark.usefixtures("wide_terminal")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -1361,7 +1361,7 @@ def test_resume_in_a_new_process_is_bitwise_equal(variant, tmp_path):
     assert crashed.returncode == -signal.SIGKILL
     assert not (tmp_path / "unused.ckpt").exists()
     backup = load_checkpoint(tmp_path / "backup.ckpt")
-    assert backup.epoch == 3 and len(backup.history) == 4
+    assert backup.epoch == 4 and len(backup.history) == 4  # epochs completed
     resumed = run("run", "backup.ckpt", "resumed.ckpt")  # a new process
     assert resumed.returncode == 0, resumed.stderr
     assert not (tmp_path / "backup.ckpt").exists()  # removed after a normal end
@@ -1510,7 +1510,7 @@ def test_format_version_1_checkpoint_still_loads_and_restores(tmp_path):
     model.fit(X, y, optimizer=gn.Adam(), epochs=2, verbose=0, callbacks=[backup])
     _rewrite_metadata(path, _as_version_1)
     saved = load_checkpoint(path)
-    assert saved.epoch == 1
+    assert saved.epoch == 2  # epochs completed: the file's last finished epoch + 1
     assert np.array_equal(saved.model.predict(X), model.predict(X))
     same = gn.Sequential(gn.Dense(4, 5), gn.Tanh(), gn.Dense(5, 3), seed=3)
     assert restore_checkpoint(path, same, gn.Adam()) == 1
@@ -1554,7 +1554,7 @@ def test_model_checkpoint_saves_the_best_epoch(tmp_path):
     )
     assert best.best == min(history["val_loss"])
     saved = load_checkpoint(tmp_path / "best.safetensors")
-    assert saved.epoch == int(np.argmin(history["val_loss"]))
+    assert saved.epoch == int(np.argmin(history["val_loss"])) + 1  # epochs completed
     as_model = load(tmp_path / "best.safetensors")  # a checkpoint is a model file too
     assert np.array_equal(as_model.predict(X), saved.model.predict(X))
     names = sorted(p.name for p in tmp_path.glob("m-*.safetensors"))

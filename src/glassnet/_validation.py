@@ -15,7 +15,7 @@ def _is_positive_int(value) -> bool:
 
 def check_positive_int(owner: str, **values) -> None:
     """Raise one ConfigError naming every argument that is not an integer >= 1."""
-    bad = [f"{k}={v!r}" for k, v in values.items() if not _is_positive_int(v)]
+    bad = [f"{k}={plain_repr(v)}" for k, v in values.items() if not _is_positive_int(v)]
     if bad:
         raise ConfigError(f"{owner}: expected integers >= 1, got {', '.join(bad)}")
 
@@ -24,17 +24,21 @@ def check_positive_float(owner: str, **values) -> None:
     """Raise ConfigError for any value that is not a finite real number > 0."""
     for k, v in values.items():
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise ConfigError(f"{owner}: {k} must be a number > 0, got {v!r}")
+            raise ConfigError(f"{owner}: {k} must be a number > 0, got {plain_repr(v)}")
         if not (np.isfinite(v) and v > 0):
-            raise ConfigError(f"{owner}: {k} must be a finite number > 0, got {v!r}")
+            raise ConfigError(
+                f"{owner}: {k} must be a finite number > 0, got {plain_repr(v)}"
+            )
 
 
 def check_in_range(owner: str, name: str, value, low: float, high: float) -> None:
     """Raise ConfigError unless low <= value < high."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{owner}: {name} must be a number, got {value!r}")
+        raise ConfigError(f"{owner}: {name} must be a number, got {plain_repr(value)}")
     if not low <= value < high:
-        raise ConfigError(f"{owner}: {name} must be in [{low}, {high}), got {value!r}")
+        raise ConfigError(
+            f"{owner}: {name} must be in [{low}, {high}), got {plain_repr(value)}"
+        )
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -57,6 +61,13 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
     Raises ArgumentTypeError for non-numeric input, ShapeError for the wrong number
     of dimensions and DataError for NaN or inf.
     """
+    if _is_sparse(x):
+        raise ArgumentTypeError(
+            f"{name}: expected a dense array, got a SciPy sparse "
+            f"{type(x).__name__}; convert it with {name.split()[-1]}.toarray()"
+        )
+    if hasattr(x, "dtypes") and hasattr(x, "columns") and hasattr(x, "to_numpy"):
+        x = _frame_values(x, name)  # a DataFrame: name the columns that are not numbers
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -80,14 +91,62 @@ def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
                 else ""
             )
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    source = arr
+    with np.errstate(all="ignore"):  # overflow is reported below, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not _all_finite(arr):
+        if source.dtype != arr.dtype and _all_finite(source):
+            big = float(np.abs(source).max())
+            raise DataError(
+                f"{name}: values up to {big:.6g} overflow {np.dtype(dtype).name} "
+                f"(largest {float(np.finfo(dtype).max):.6g}); rescale the data "
+                "(e.g. standardize it) or use a float64 model"
+            )
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(
             f"{name}: expected finite values, got {arr[tuple(bad)]} "
             f"at index {tuple(bad.tolist())}"
         )
     return arr
+
+
+def _frame_values(frame, name: str) -> np.ndarray:
+    """A DataFrame's values as float64, nullable columns (Int64, Float64) included
+    (a missing value becomes NaN, reported by the caller); ArgumentTypeError
+    naming the columns that are not numbers."""
+    bad = [
+        f"{column!s} ({dtype})"
+        for column, dtype in frame.dtypes.items()
+        if getattr(dtype, "kind", "O") not in "biuf"
+    ]
+    if bad:
+        raise ArgumentTypeError(
+            f"{name}: expected numeric columns, got {', '.join(bad)}; encode them "
+            "as numbers (e.g. pd.get_dummies or .cat.codes) or drop them"
+        )
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _is_sparse(x) -> bool:
+    """A SciPy sparse matrix or array, recognised without importing SciPy."""
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "toarray")
+
+
+def check_seed(owner: str, seed) -> None:
+    """Raise ConfigError unless seed is None or an integer >= 0 (not a bool)."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(
+            f"{owner}: seed must be an integer >= 0 or None, got {plain_repr(seed)}"
+        )
+
+
+def plain_repr(value) -> str:
+    """repr(value), but a NumPy scalar as a plain Python number (no np.int64(0))."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def check_labels(labels: np.ndarray, n: int, k: int, name: str = "y") -> np.ndarray:

@@ -9,9 +9,10 @@
     fig.savefig("plot.png")
 
 Each function returns a matplotlib Figure drawn with the Agg backend directly
-(never pyplot), so it works without a display, leaves pyplot's global state
-alone and shows itself in a notebook. matplotlib is imported only when
-glassnet.plot is first used.
+(never pyplot), so it works without a display and leaves pyplot's global state
+alone. In Jupyter the figure shows itself as a PNG image when it is a cell's
+value, in a fresh kernel and without %matplotlib (it is a PlotFigure, a Figure
+with _repr_png_). matplotlib is imported only when glassnet.plot is first used.
 """
 
 import csv
@@ -33,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from glassnet._validation import as_float_array
 from glassnet.errors import ArgumentTypeError, DataError, ShapeError
 
-__all__ = ["decision_boundary", "filters", "gradient_flow", "history"]
+__all__ = ["PlotFigure", "decision_boundary", "filters", "gradient_flow", "history"]
 
 # a colour per class, the same in the regions and in the points
 _CLASS_COLOURS = [
@@ -42,8 +43,24 @@ _CLASS_COLOURS = [
 ]  # fmt: skip
 
 
-def _figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
-    fig = Figure(figsize=figsize, dpi=dpi)
+class PlotFigure(Figure):
+    """A matplotlib Figure that Jupyter and IPython show as a PNG image.
+
+    A Figure made without pyplot has no image view until pyplot's inline
+    backend registers one, so a fresh kernel showed only "<Figure size ...>";
+    _repr_png_ draws it into a PNG. Everything else is matplotlib's Figure.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def _figure(figsize: tuple[float, float], dpi: float = 100) -> PlotFigure:
+    fig = PlotFigure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)  # attaches itself: savefig and draw work headless
     return fig
 

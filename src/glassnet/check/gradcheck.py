@@ -48,7 +48,7 @@ import numpy as np
 from glassnet.check import _differences as fd
 from glassnet.check import diagnosis as diagnose
 from glassnet.errors import ArgumentTypeError, ShapeError
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, total_penalty
 from glassnet.nn.layers.containers import Sequential
 from glassnet.nn.parameter import shape_hint
 
@@ -214,32 +214,42 @@ class GradcheckReport:
         return line
 
     def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self, width: int | None = None) -> str:
+        """The table and its notes, every line at most `width` characters
+        (default: COLUMNS, else the terminal's width, else 80): narrow columns
+        wrap, then raw err, kinks, worst at, proj err, numeric, analytic and
+        checked are left out in that order (to_dict() keeps every number)."""
+        from glassnet._terminal import fit_table, terminal_width, wrap_text
+
+        width = width or terminal_width()
         header, body = self._table()
-        widths = [
-            max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-            for i, h in enumerate(header)
-        ]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-            for row in body
-        ]
-        lines.append(self._headline())
+        lines = fit_table(
+            header,
+            body,
+            width,
+            flex={1, 2},
+            drop=[6, 4, 7, 10, 9, 8, 3],
+        )
+        text = []
+        text.append(self._headline())
         verdicts = {self.verdict(r) for r in self.rows}
         if "ok*" in verdicts:
-            lines.append(
+            text.append(
                 "ok*: above the threshold, but by less than the rounding error "
                 "finite differences cannot avoid here (GradcheckRow.resolution; "
                 "max rel err is measured after it, raw err before)"
             )
         if "partial" in verdicts or "unconfirmed" in verdicts:
-            lines.append(
+            text.append(
                 "partial / unconfirmed: passed, but some / all entries could not be "
                 "confirmed (kinks, or gradients below the resolution): see the notes"
             )
-        lines += [f"note: {n}" for n in self.notes]
-        lines += [f"{r.name}: {r.diagnosis}" for r in self.rows if r.diagnosis]
+        text += [f"note: {n}" for n in self.notes]
+        text += [f"{r.name}: {r.diagnosis}" for r in self.rows if r.diagnosis]
+        for line in text:
+            lines += wrap_text(line, width, "", "  ")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -714,14 +724,14 @@ def _check_layer(
             raise ArgumentTypeError("gradcheck: a loss needs targets y")
         target_y = loss_fn.prepare_target(y, out.shape, np.float64)
 
-        def f():
-            return loss_fn.forward(forward(x), target_y)
+        def f():  # the loss fit reports: the data term plus the layers' penalties
+            return loss_fn.forward(forward(x), target_y) + total_penalty(model)
 
     else:
         weights = rng.standard_normal(out.shape)
 
-        def f():  # <forward(x), w> has gradient backward(w)
-            return float(np.sum(forward(x) * weights))
+        def f():  # <forward(x), w> (+ penalties) has gradient backward(w)
+            return float(np.sum(forward(x) * weights)) + total_penalty(model)
 
     names = dict(model.named_parameters())
     layer_of = _holders(model)

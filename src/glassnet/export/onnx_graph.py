@@ -31,8 +31,9 @@ from glassnet.export._common import not_exported_reason
 from glassnet.nn.layers.base import Layer
 
 # Operators ONNX Runtime's CPU provider lacks in float64: a one-node float64 graph
-# fails with NOT_IMPLEMENTED (onnxruntime 1.32; tests/test_export_onnx.py measures
-# it again). In float64 graphs the converters use none of them.
+# fails with NOT_IMPLEMENTED (LSTM and GRU: "does not support double yet")
+# (onnxruntime 1.32; tests/test_export_onnx.py measures it again). In float64
+# graphs the converters use none of them.
 ORT_CPU_NO_FLOAT64 = (
     "Conv",
     "AveragePool",
@@ -42,6 +43,9 @@ ORT_CPU_NO_FLOAT64 = (
     "Gelu",
     "Softplus",
     "Elu",
+    "RNN",
+    "LSTM",
+    "GRU",
 )
 
 TO_ONNX: dict[type, Callable] = {}
@@ -91,6 +95,18 @@ class OnnxGraph:
             helper.make_node(op_type, list(inputs), [out], name=out, **attributes)
         )
         return out
+
+    def node_outputs(
+        self, op_type: str, inputs: list[str], count: int, **attributes
+    ) -> list[str]:
+        """Add one node with `count` outputs (LSTM's Y, Y_h, Y_c); returns their
+        fresh names."""
+        base = f"{self.path or 'model'}/{op_type}"
+        outs = [self._fresh(f"{base}:{i}") for i in range(count)]
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), outs, name=outs[0], **attributes)
+        )
+        return outs
 
     def param(self, parameter) -> str:
         """An initializer holding a Parameter of the layer being converted, named

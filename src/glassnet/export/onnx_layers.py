@@ -7,7 +7,8 @@ Where ONNX Runtime's CPU provider lacks an operator in float64
 operators it has: Conv and AveragePool as im2col windows and a MatMul or a
 mean, GELU's erf from Cody's rational approximations, ELU and Softplus from
 Exp and Log with accurate expm1 and log1p. Float32 graphs use the native
-operators where they exist.
+operators where they exist. The sequence layers' converters (RNN, LSTM, GRU,
+attention, positions) are in onnx_sequence.py, registered in the same TO_ONNX.
 
 This module imports onnx: glassnet.export loads it on first use.
 """
@@ -16,6 +17,7 @@ import numpy as np
 import onnx
 
 from glassnet.errors import ConfigError, ShapeError
+from glassnet.export import onnx_sequence  # noqa: F401 (the sequence layers' rows)
 from glassnet.export._common import (
     check_model,
     input_shape_for,
@@ -64,7 +66,7 @@ from glassnet.nn.layers import (
     Tanh,
 )
 from glassnet.nn.layers.base import Layer
-from glassnet.nn.layers.containers import Sequential
+from glassnet.nn.layers.containers import Sequential, output_layer
 
 MIN_OPSET = 17  # LayerNormalization; the opset every converter here is written for
 
@@ -300,7 +302,7 @@ def _probabilities(model: Layer, graph: OnnxGraph, y: str) -> str:
             f"to_onnx: output='proba' needs outputs of shape (N, K), got {got}; "
             "use output='predict'"
         )
-    last = model.layers[-1] if isinstance(model, Sequential) and model.layers else model
+    last = output_layer(model) or model
     if shape[0] == 1:  # one unit: [1 - p, p]
         p = y if isinstance(last, Sigmoid) else graph.node("Sigmoid", [y])
         q = graph.node("Sub", [graph.scalar(1.0), p])

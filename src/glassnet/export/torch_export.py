@@ -13,13 +13,12 @@ This module imports torch: glassnet.export loads it on first use.
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import skip_init
 
 from glassnet.errors import ConfigError
 from glassnet.export import _torch_modules as tm
+from glassnet.export import torch_sequence
 from glassnet.export._common import (
     check_model,
     input_shape_for,
@@ -27,6 +26,9 @@ from glassnet.export._common import (
     not_exported_reason,
     takes_ids,
 )
+from glassnet.export._torch_weights import empty as _empty
+from glassnet.export._torch_weights import fill as _fill
+from glassnet.export._torch_weights import module_dtype
 from glassnet.io._atomic import atomic_open
 from glassnet.nn.layers import (
     ELU,
@@ -63,7 +65,8 @@ from glassnet.nn.layers._windows import parse_padding
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 
-TO_TORCH: dict[type, Callable] = {}
+# the sequence layers' converters live in torch_sequence.py
+TO_TORCH: dict[type, Callable] = dict(torch_sequence.TO_TORCH)
 
 
 def exports(*classes: type):
@@ -75,28 +78,6 @@ def exports(*classes: type):
         return fn
 
     return register
-
-
-# -- helpers ------------------------------------------------------------------------
-
-
-def _empty(cls, *args, like: np.ndarray | None = None, **kwargs) -> nn.Module:
-    """cls(*args, **kwargs) in like's dtype, without drawing initial weights:
-    they are overwritten at once, and torch's global generator stays untouched."""
-    dtype = torch.float32 if like is None else module_dtype(like.dtype)
-    return skip_init(cls, *args, dtype=dtype, **kwargs)
-
-
-def _fill(module: nn.Module, **arrays: np.ndarray) -> nn.Module:
-    """Copy NumPy arrays into the module's parameters and buffers, by name."""
-    with torch.no_grad():
-        for name, array in arrays.items():
-            getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(array)))
-    return module
-
-
-def module_dtype(dtype) -> torch.dtype:
-    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
 
 
 # -- glassnet -> torch ----------------------------------------------------------------

@@ -17,6 +17,7 @@ from torch import nn
 
 from glassnet.errors import ArgumentTypeError, ConfigError
 from glassnet.export import _torch_modules as tm
+from glassnet.export import torch_sequence
 from glassnet.export._common import float_dtype
 from glassnet.nn.layers import (
     ELU,
@@ -52,7 +53,8 @@ from glassnet.nn.layers import (
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 
-FROM_TORCH: dict[type, Callable] = {}
+# the sequence layers' importers live in torch_sequence.py
+FROM_TORCH: dict[type, Callable] = dict(torch_sequence.FROM_TORCH)
 
 
 def imports(*classes: type):

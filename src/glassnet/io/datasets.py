@@ -203,6 +203,68 @@ def make_signals(
     return X, y.astype(np.int64)
 
 
+def pattern_occurs(X: np.ndarray, pattern) -> np.ndarray:
+    """(n,) booleans: whether the contiguous run of token ids `pattern` occurs
+    in each row of X (n, length)."""
+    X, k = np.asarray(X), len(pattern)
+    starts = X.shape[1] - k + 1
+    hit = np.ones((X.shape[0], max(starts, 0)), dtype=bool)  # (n, starts)
+    for j, token in enumerate(pattern):
+        hit &= X[:, j : j + starts] == token
+    return hit.any(axis=1)
+
+
+def make_sequences(
+    n_samples: int = 1000,
+    length: int = 30,
+    *,
+    vocab: int = 4,
+    pattern=(0, 1),
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token sequences labelled by whether a pattern occurs: X (n, length) int64
+    ids in [0, vocab), y (n,) int64, 1 when the ids `pattern` appear
+    consecutively somewhere in the row (pattern_occurs), balanced classes.
+
+    The answer depends on order, not on which tokens occur: (0, 1) and (1, 0)
+    contain the same ids. A recurrent network carries "the last token was 0"
+    from step to step; a network on the flattened ids must learn the pattern
+    at every position separately, and with a few thousand rows it memorises
+    the training rows instead (examples/sequence_gru.py compares the two).
+    Rows of class 0 have every occurrence removed (its last token replaced);
+    rows of class 1 get the pattern written at a random position.
+    Feed X to an Embedding(vocab, ...) first.
+    """
+    check_positive_int("make_sequences", n_samples=n_samples, length=length)
+    check_positive_int("make_sequences", vocab=vocab)
+    pattern = tuple(int(t) for t in pattern)
+    k = len(pattern)
+    if vocab < 2 or not 1 <= k <= length or not all(0 <= t < vocab for t in pattern):
+        raise ConfigError(
+            f"make_sequences: pattern must be 1 to length ({length}) token ids in "
+            f"[0, vocab), vocab >= 2; got pattern={pattern}, vocab={vocab}"
+        )
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n_samples) % 2)
+    X = rng.integers(0, vocab, (n_samples, length))
+    # Remove every occurrence by changing its last token. A change can complete a
+    # new occurrence only further right, so at most `length` passes are needed.
+    for _ in range(length):
+        hit = np.ones((n_samples, length - k + 1), dtype=bool)
+        for j, token in enumerate(pattern):
+            hit &= X[:, j : j + length - k + 1] == token
+        rows, starts = np.nonzero(hit)
+        if not rows.size:
+            break
+        other = (pattern[-1] + rng.integers(1, vocab, rows.size)) % vocab
+        X[rows, starts + k - 1] = other  # any token but the pattern's last
+    ones = np.flatnonzero(y)
+    starts = rng.integers(0, length - k + 1, ones.size)
+    for j, token in enumerate(pattern):
+        X[ones, starts + j] = token
+    return X.astype(np.int64), y.astype(np.int64)
+
+
 def load_digits(*, images: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The 8x8 handwritten digits that scikit-learn ships (UCI optical digits).
 
@@ -266,8 +328,10 @@ __all__ = [
     "make_blobs",
     "make_correlated",
     "make_letters",
+    "make_sequences",
     "make_signals",
     "make_spirals",
     "make_xor",
+    "pattern_occurs",
     "train_test_split",
 ]

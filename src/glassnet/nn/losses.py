@@ -5,6 +5,14 @@ With reduction="mean" (the default) that number is averaged: over the batch for
 the cross-entropies (N rows), over every element for MeanSquaredError and the
 binary cross-entropies (as PyTorch does); reduction="sum" adds instead.
 
+Sample weights: every built-in loss takes forward(pred, target, sample_weight)
+with sample_weight (N,) >= 0, one weight per row. With reduction="mean" the
+loss is the weighted mean of the rows' losses, sum(w_i * l_i) / sum(w_i), where
+l_i is row i's loss (its mean over the row's elements for MeanSquaredError and
+the binary cross-entropies), so weights of 1 give the unweighted loss; with
+"sum" it is sum(w_i * l_i), l_i summed over the row. backward is its exact
+derivative. fit's class_weight becomes such weights.
+
 Each loss declares what it takes (class attributes, read by fit, evaluate, the
 estimators, explain and the CLI instead of testing classes or names):
 
@@ -15,6 +23,8 @@ estimators, explain and the CLI instead of testing classes or names):
     BinaryCrossEntropyWithLogits   logits         targets      sigmoid
     BinaryCrossEntropy             probabilities  targets      sigmoid
 """
+
+import math
 
 import numpy as np
 
@@ -58,6 +68,7 @@ class Loss:
     activation: str | None = None
 
     _cache = None
+    _mean_over_elements = False  # "mean" averages every element, not only rows
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in ("mean", "sum"):
@@ -73,11 +84,27 @@ class Loss:
     def backward(self) -> np.ndarray:
         raise NotImplementedError
 
-    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
-        """forward, after checking target against pred: forward itself trusts its
-        inputs (fit checks them once per fit), so a bad label there is no error."""
+    def __call__(
+        self, pred: np.ndarray, target: np.ndarray, sample_weight=None
+    ) -> float:
+        """forward, after checking target (and sample_weight) against pred: forward
+        itself trusts its inputs (fit checks them once per fit)."""
         pred = np.asarray(pred)
-        return self.forward(pred, self.prepare_target(target, pred.shape, pred.dtype))
+        target = self.prepare_target(target, pred.shape, pred.dtype)
+        if sample_weight is None:
+            return self.forward(pred, target)
+        weights = check_sample_weight(sample_weight, len(pred), type(self).__name__)
+        return self.forward(pred, target, weights)
+
+    def _weight_scale(self, sample_weight, shape: tuple, dtype) -> np.ndarray:
+        """The factor c (N, 1, ...) with loss = sum(c * terms): w_i / (sum(w) * M)
+        for "mean" (M = elements per row where the mean is over elements, else
+        1), w_i for "sum"; shaped to broadcast against pred."""
+        w = np.asarray(sample_weight, dtype=dtype)  # (N,)
+        if self.reduction == "mean":
+            per_row = int(np.prod(shape[1:])) if self._mean_over_elements else 1
+            w = w / (w.sum() * per_row)
+        return w.reshape((len(w),) + (1,) * (len(shape) - 1))  # (N, 1, ...)
 
     def prepare_target(self, target, pred_shape: tuple[int, ...], dtype) -> np.ndarray:
         """Validate target against pred's shape once (fit calls this per fit, not
@@ -89,6 +116,10 @@ class Loss:
             raise ShapeError(
                 f"{type(self).__name__}: target must have the network output's shape "
                 f"{tuple(pred_shape)}, got {target.shape}"
+            )
+        if target.dtype.kind == "c":
+            raise DataError(
+                f"{type(self).__name__}: expected real targets, got complex values"
             )
         return np.ascontiguousarray(target, dtype=dtype)
 
@@ -109,9 +140,18 @@ class MeanSquaredError(Loss):
     """
 
     input_kind, target_kind, activation = "values", "targets", None
+    _mean_over_elements = True
 
-    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def forward(
+        self, pred: np.ndarray, target: np.ndarray, sample_weight=None
+    ) -> float:
+        if pred.shape != target.shape:
+            raise ShapeError(_shape_hint(self, pred.shape, target.shape))
         diff = pred - target
+        if sample_weight is not None:
+            scale = self._weight_scale(sample_weight, diff.shape, diff.dtype)
+            self._cache = (diff, scale)
+            return float(np.sum(scale * diff * diff))
         scale = self._scale(diff.size)
         self._cache = (diff, scale)
         return float(np.vdot(diff, diff)) * scale  # vdot: sum of squares in one call
@@ -119,6 +159,38 @@ class MeanSquaredError(Loss):
     def backward(self) -> np.ndarray:
         diff, scale = self._cache
         return diff * (2.0 * scale)
+
+
+def _shape_hint(loss: Loss, pred_shape: tuple, target_shape: tuple) -> str:
+    """The message for targets not shaped like pred (they would broadcast)."""
+    hint = ""
+    if len(target_shape) == 1 and pred_shape == (target_shape[0], 1):
+        hint = "; reshape with y.reshape(-1, 1) (fit and loss(pred, y) do it for you)"
+    return (
+        f"{type(loss).__name__}.forward: target must have pred's shape "
+        f"{tuple(pred_shape)}, got {tuple(target_shape)}{hint}"
+    )
+
+
+def check_sample_weight(sample_weight, n: int, owner: str = "fit") -> np.ndarray:
+    """sample_weight as a float64 array (n,) of finite values >= 0 with a
+    positive sum; ShapeError / DataError naming owner otherwise."""
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise DataError(
+            f"{owner}: sample_weight must hold real numbers, got dtype {w.dtype}"
+        )
+    w = w.astype(np.float64)
+    if w.shape != (n,):
+        raise ShapeError(
+            f"{owner}: sample_weight must have shape ({n},), one weight per row, "
+            f"got {w.shape}"
+        )
+    if n and not (np.isfinite(w).all() and w.min() >= 0 and w.sum() > 0):
+        raise DataError(
+            f"{owner}: sample_weight must be finite and >= 0 with a positive sum"
+        )
+    return w
 
 
 def _one_hot_or_labels(loss: Loss, target, N: int, K: int, dtype):
@@ -151,7 +223,9 @@ class SoftmaxCrossEntropy(Loss):
 
     input_kind, target_kind, activation = "logits", "labels", "softmax"
 
-    def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
+    def forward(
+        self, logits: np.ndarray, target: np.ndarray, sample_weight=None
+    ) -> float:
         N, K = logits.shape
         labels = target.ndim == 1  # then each row of y sums to 1
         if labels and K <= ONE_HOT_MAX_CLASSES:
@@ -161,12 +235,22 @@ class SoftmaxCrossEntropy(Loss):
         sums = row_sums(exp)[:, None]  # (N, 1)
         log_probs = shifted - np.log(sums)  # (N, K)
         exp /= sums  # probabilities, reused by backward
-        scale = self._scale(N)
+        if sample_weight is None:
+            scale = self._scale(N)
+        else:
+            scale = self._weight_scale(sample_weight, logits.shape, logits.dtype)
         self._cache = (exp, target, scale, labels)
         if target.ndim == 1:
-            picked = log_probs[np.arange(N), target]
-            return -float(picked.sum()) * scale
-        return -float(np.vdot(target, log_probs)) * scale
+            picked = log_probs[np.arange(N), target]  # (N,)
+            return -float(np.sum(picked * np.ravel(scale)))
+        if sample_weight is not None:
+            value = -float(np.sum(scale * target * log_probs))
+        else:
+            value = -float(np.vdot(target, log_probs)) * scale
+        if math.isnan(value):  # masked logits (-inf) where y is 0: 0 * -inf is NaN
+            kept = np.where(target != 0, log_probs, 0.0)  # (N, K); only then paid
+            value = -float(np.sum(scale * target * kept))
+        return value
 
     def backward(self) -> np.ndarray:
         probs, target, scale, labels = self._cache
@@ -198,7 +282,9 @@ class CrossEntropy(Loss):
 
     input_kind, target_kind, activation = "probabilities", "labels", "softmax"
 
-    def forward(self, probs: np.ndarray, target: np.ndarray) -> float:
+    def forward(
+        self, probs: np.ndarray, target: np.ndarray, sample_weight=None
+    ) -> float:
         N, K = probs.shape
         tiny = np.finfo(probs.dtype).tiny if probs.dtype.kind == "f" else 1e-300
         clipped = np.maximum(probs, tiny)
@@ -206,6 +292,10 @@ class CrossEntropy(Loss):
         if target.ndim == 1:
             y = np.zeros_like(probs)
             y[np.arange(N), target] = 1.0
+        if sample_weight is not None:
+            scale = self._weight_scale(sample_weight, probs.shape, probs.dtype)
+            self._cache = (clipped, probs > tiny, y, scale)
+            return -float(np.sum(scale * y * np.log(clipped)))
         scale = self._scale(N)
         self._cache = (clipped, probs > tiny, y, scale)
         return -float(np.vdot(y, np.log(clipped))) * scale
@@ -228,12 +318,18 @@ class BinaryCrossEntropy(Loss):
     """
 
     input_kind, target_kind, activation = "probabilities", "targets", "sigmoid"
+    _mean_over_elements = True
 
-    def forward(self, p: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, p: np.ndarray, target: np.ndarray, sample_weight=None) -> float:
         floor = _EXP_MINUS_100  # log(floor) = -100
         ok_p, ok_1mp = p > floor, (1.0 - p) > floor
         log_p = np.log(np.maximum(p, floor))
         log_1mp = np.log(np.maximum(1.0 - p, floor))
+        if sample_weight is not None:
+            scale = self._weight_scale(sample_weight, p.shape, p.dtype)
+            self._cache = (p, target, ok_p, ok_1mp, scale)
+            terms = target * log_p + (1.0 - target) * log_1mp
+            return -float(np.sum(scale * terms))
         scale = self._scale(p.size)
         self._cache = (p, target, ok_p, ok_1mp, scale)
         total = np.vdot(target, log_p) + np.vdot(1.0 - target, log_1mp)
@@ -267,8 +363,12 @@ class BinaryCrossEntropyWithLogits(BinaryCrossEntropy):
 
     input_kind, target_kind, activation = "logits", "targets", "sigmoid"
 
-    def forward(self, z: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, z: np.ndarray, target: np.ndarray, sample_weight=None) -> float:
         terms = np.maximum(z, 0.0) - z * target + np.log1p(np.exp(-np.abs(z)))
+        if sample_weight is not None:
+            scale = self._weight_scale(sample_weight, z.shape, z.dtype)
+            self._cache = (z, target, scale)
+            return float(np.sum(scale * terms))
         scale = self._scale(z.size)
         self._cache = (z, target, scale)
         return float(terms.sum()) * scale

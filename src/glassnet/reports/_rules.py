@@ -15,11 +15,13 @@ Notation: g = dL/d(out), the upstream gradient, with out's shape; N = batch.
 import numpy as np
 
 from glassnet.reports import (
+    _rules_attention,
     _rules_conv,
     _rules_elementwise,
     _rules_embedding,
     _rules_global_pool,
     _rules_norm,
+    _rules_recurrent,
     _rules_tree,
 )
 from glassnet.reports._derivation import (
@@ -168,6 +170,8 @@ def find_rule(layer) -> Rule | None:
         **_rules_norm.RULES,
         **_rules_embedding.RULES,
         **_rules_global_pool.RULES,
+        **_rules_recurrent.RULES,
+        **_rules_attention.RULES,
     }
     name = rule_name(layer, rules)
     return None if name is None else rules[name]

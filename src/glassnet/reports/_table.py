@@ -11,6 +11,16 @@ import html
 import textwrap
 from dataclasses import dataclass, field
 
+from glassnet._terminal import (
+    MIN_FLEX,
+    fit_widths,
+    left_out,
+    record_lines,
+    row_lines,
+    terminal_width,
+    wrap_text,
+)
+
 
 @dataclass
 class Section:
@@ -31,12 +41,18 @@ class Table:
         align: str | None = None,
         wrap: dict[int, int] | None = None,
         code: set[int] | None = None,
+        flex: set[int] | None = None,
+        drop: list[int] | None = None,
     ) -> None:
         self.header = list(header)
         self.sections = sections
         self.align = align or "l" * len(header)
         self.wrap = wrap or {}  # column -> width at which plain text wraps
         self.code = code or set()  # columns shown as `code` in Markdown
+        # columns that may wrap narrower to fit the terminal (default: all), and
+        # the columns left out when that is not enough, least valuable first
+        self.flex = set(range(len(header))) if flex is None else set(flex)
+        self.drop = list(drop or [])
         for section in sections:
             for row in section.rows:
                 if len(row) != len(self.header):
@@ -54,41 +70,59 @@ class Table:
             cells.append(parts)
         return cells
 
-    def _widths(self) -> list[int]:
-        widths = [len(h) for h in self.header]
+    def natural_width(self) -> int:
+        """The width of the plain-text table when nothing needs to wrap."""
+        natural = [len(h) for h in self.header]
         for section in self.sections:
             for row in section.rows:
                 for i, parts in enumerate(self._lines(row)):
-                    widths[i] = max(widths[i], *(len(p) for p in parts))
-        return widths
+                    natural[i] = max(natural[i], *(len(p) for p in parts))
+        return sum(natural) + 2 * (len(natural) - 1)
 
-    def _line(self, cells: list[str], widths: list[int]) -> str:
-        padded = [
-            c.rjust(w) if a == "r" else c.ljust(w)
-            for c, w, a in zip(cells, widths, self.align, strict=True)
+    def to_text(self, width: int | None = None) -> str:
+        """Aligned plain text, every line at most `width` characters (default:
+        the terminal's width): wrapping columns narrow, then the `drop` columns
+        are left out (a line names them), then rows print as blocks."""
+        width = width or terminal_width()
+        rows = [
+            ["\n".join(p) for p in self._lines(r)]
+            for s in self.sections
+            for r in s.rows
         ]
-        return "  ".join(padded).rstrip()
-
-    def to_text(self) -> str:
-        widths = self._widths()
-        lines = [self._line(self.header, widths)]
-        lines.append("  ".join("-" * w for w in widths))
-        for k, section in enumerate(self.sections):
+        natural = [
+            max([len(h)] + [len(x) for r in rows for x in r[i].split("\n")])
+            for i, h in enumerate(self.header)
+        ]
+        minimum = [
+            min(natural[i], max(MIN_FLEX, *(len(w) for w in h.split() or [""])))
+            for i, h in enumerate(self.header)
+        ]
+        fit = fit_widths(
+            natural, width, minimum=minimum, flex=self.flex, drop=self.drop
+        )
+        lines, k = [], 0
+        if fit is not None:
+            kept, widths = fit
+            align = "".join(self.align[i] for i in kept)
+            lines += row_lines([self.header[i] for i in kept], widths, align)
+            lines.append("  ".join("-" * w for w in widths))
+        for n, section in enumerate(self.sections):
             if section.title is not None:
-                lines += [""] if k else []
-                lines.append(section.title)
-            for row in section.rows:
-                parts = self._lines(row)
-                height = max(len(p) for p in parts)
-                for h in range(height):
-                    lines.append(
-                        self._line([p[h] if h < len(p) else "" for p in parts], widths)
-                    )
-            width = max(sum(widths) + 2 * len(widths) - 2, 60)
+                lines += [""] if n else []
+                lines += wrap_text(section.title, width)
+            for _ in section.rows:
+                row = rows[k]
+                k += 1
+                if fit is None:
+                    lines += wrap_text(row[0].replace("\n", " "), width)
+                    lines += record_lines(self.header[1:], row[1:], width)
+                else:
+                    lines += row_lines([row[i] for i in kept], widths, align)
             for note in section.notes:
-                lines += textwrap.wrap(
-                    note, width, initial_indent="  * ", subsequent_indent="    "
-                )
+                lines += wrap_text(note, min(width, 100), "  * ", "    ")
+        if fit is not None:
+            gone = [h for i, h in enumerate(self.header) if i not in kept]
+            lines += left_out(gone, width)
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -171,17 +205,30 @@ class Report:
     def _table(self) -> Table:
         raise NotImplementedError
 
+    def _narrow_table(self) -> "Table | None":
+        """The table for a terminal too narrow for _table(): fewer, merged
+        columns whose cells wrap well (None: _table() wraps and drops itself)."""
+        return None
+
     def _notes(self) -> list[str]:
         return []
 
     def to_dict(self) -> dict:
         raise NotImplementedError
 
-    def to_text(self) -> str:
-        lines = [self.title, "", self._table().to_text()]
+    def to_text(self, width: int | None = None) -> str:
+        """The plain-text report, every line at most `width` characters (default:
+        COLUMNS, else the terminal's width, else 80)."""
+        width = width or terminal_width()
+        table = self._table()
+        if table.natural_width() > width:
+            table = self._narrow_table() or table
+        lines = [*wrap_text(self.title, width), "", table.to_text(width)]
         notes = self._notes()
         if notes:
-            lines += [""] + notes
+            lines.append("")
+            for note in notes:
+                lines += wrap_text(note, width, "", "  ")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:

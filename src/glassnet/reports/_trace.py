@@ -37,6 +37,8 @@ class LayerTrace:
     grads: dict[str, np.ndarray] = field(default_factory=dict)  # own parameters
     depth: int = 0
     children: list["LayerTrace"] = field(default_factory=list)
+    options: dict = field(default_factory=dict)  # forward's other arguments, by
+    # name ({"key_padding_mask": ...}); positional ones as "arg1", "arg2", ...
 
     @property
     def name(self) -> str:
@@ -264,6 +266,7 @@ def _watch(t: LayerTrace) -> tuple:
         out = forward(a, *args, **kwargs)
         if t.x is None:
             t.x, t.out = a, out
+            t.options = {f"arg{i + 1}": v for i, v in enumerate(args)} | kwargs
             t.cache = _cache_arrays(layer, a, out)
         return out
 

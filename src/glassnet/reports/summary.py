@@ -118,7 +118,36 @@ class SummaryReport(Report):
                 bytes_str(t["cache_bytes"]),
             ]
         )
-        return Table(header, [Section(None, rows)], align="lllrllll")
+        return Table(header, [Section(None, rows)], align="lllrllll", flex={1, 6})
+
+    def _narrow_table(self) -> Table:
+        """Gradients and cached arrays as one entry per line ("dL/dW (4, 5)",
+        "x (32, 4) 512 B"), so a narrow column wraps without misaligning them."""
+        rows = []
+        for r in self.rows:
+            grads = [f"dL/d{k} {shape_str(s)}" for k, s in r.param_grads.items()]
+            if r.input_grad is not None:
+                grads.append(f"dL/dx {shape_str(r.input_grad)}")
+            cached = [
+                f"{label} {shape_str(shape)}: {bytes_str(nbytes)}"
+                + (f" (= {shared})" if shared else "")
+                for label, shape, _, nbytes, shared in r.cache
+            ]
+            rows.append(
+                [
+                    r.index,
+                    "  " * r.depth + r.layer,
+                    shape_str(r.output_shape),
+                    count_str(r.params),
+                    "\n".join(grads) or "-",
+                    "\n".join(cached) or "-",
+                ]
+            )
+        t = self.totals
+        total = ["", "total", "", count_str(t["params"]), ""]
+        rows.append(total + [bytes_str(t["cache_bytes"])])
+        header = ["#", "layer", "output", "params", "gradients", "cached for backward"]
+        return Table(header, [Section(None, rows)], align="lllrll", flex={1, 2, 4, 5})
 
     def _notes(self) -> list[str]:
         t = self.totals

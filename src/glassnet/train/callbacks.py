@@ -13,8 +13,10 @@ batch logs are {"size": rows in the batch} at the start of a step and
 
 import math
 import sys
+import time
 from dataclasses import dataclass
 
+from glassnet._terminal import terminal_width
 from glassnet._validation import (
     check_in_range,
     check_positive_float,
@@ -33,6 +35,8 @@ class TrainingRun:
     epochs: the epoch count fit was given; initial_epoch: the first epoch to run
     (a callback that restores a checkpoint in on_train_begin moves it on).
     stop_training: set to True to end training after the current epoch.
+    start_lr: the optimizer's lr when fit started, before any callback ran (the
+    schedules' initial_lr; a restored backup may have moved optimizer.lr on).
     """
 
     model: object
@@ -43,6 +47,7 @@ class TrainingRun:
     epochs: int
     initial_epoch: int = 0
     stop_training: bool = False
+    start_lr: float | None = None
 
 
 class Callback:
@@ -189,7 +194,8 @@ class LearningRateSchedule(Callback):
 
     def on_train_begin(self, logs: dict) -> None:
         if getattr(self, "initial_lr", None) is None:
-            self.initial_lr = self.optimizer.lr
+            start = self.run.start_lr
+            self.initial_lr = self.optimizer.lr if start is None else start
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         self.optimizer.lr = self.initial_lr * self.factor(epoch)
@@ -254,23 +260,111 @@ class LearningRateScheduler(LearningRateSchedule):
         self.optimizer.lr = lr
 
 
-class ProgressBar(Callback):
-    """A progress bar on stderr, one tick per epoch, with the epoch's metrics.
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel, whose stderr is no terminal but whose
+    front end can show one updating display."""
+    ipython = sys.modules.get("IPython")  # never imported here: only looked up
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
-    Shown only when stderr is a terminal (tqdm draws it), so pipes and log files
-    stay clean. fit adds one for verbose=1 or "auto".
+
+def _metrics_text(logs: dict, room: int, sep: str = " ", digits: int = 4) -> str:
+    """ "loss=0.312 accuracy=0.91 ..." in at most `room` characters: lr first to
+    go, then metrics from the end (an ellipsis says some were left out)."""
+    items = [f"{k}={v:.{digits}g}" for k, v in logs.items() if k != "lr"]
+    if "lr" in logs:
+        items.append(f"lr={logs['lr']:.{digits}g}")
+    text = sep.join(items)
+    while items and len(text) > room:
+        items.pop()
+        text = sep.join(items) + sep + "..."
+    return text if len(text) <= room else ""
+
+
+# the progress line, from the most to the least complete; the number is the
+# width of the fixed part (less the digits of n/N), for times below an hour
+_LAYOUTS = [
+    ("epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}", 34),
+    ("epoch {n_fmt}/{total_fmt}  {desc}  {elapsed}<{remaining}", 22),
+    ("epoch {n_fmt}/{total_fmt}  {desc}  {elapsed}", 16),
+    ("epoch {n_fmt}/{total_fmt}  {desc}", 9),
+]
+_OPTIONS = [(layout, fixed, d) for layout, fixed in _LAYOUTS for d in (4, 3)]
+
+
+def _progress_line(logs: dict, width: int, epochs: int, hours: bool, start=0):
+    """(option index, tqdm bar_format, description) for a line of at most
+    `width` characters: every metric with 4 significant digits if it fits with
+    the bar, else with 3, else without the bar, then without the time left,
+    then without the time taken, then with fewer metrics. Options before
+    `start` are not tried, so the line never grows back from epoch to epoch."""
+    digits = 2 * len(str(epochs)) + (6 if hours else 0)
+    for i in range(start, len(_OPTIONS)):
+        layout, fixed, d = _OPTIONS[i]
+        full = _metrics_text(logs, 10**6, digits=d)
+        if len(full) <= width - fixed - digits:
+            return i, layout, full
+    layout, fixed, d = _OPTIONS[-1]
+    return (
+        len(_OPTIONS) - 1,
+        layout,
+        _metrics_text(logs, width - fixed - digits, digits=3),
+    )
+
+
+class _NotebookLine:
+    """One text output in a notebook, rewritten in place (IPython's display
+    handle) at most every `interval` seconds, and once at the end."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        from IPython.display import display  # a notebook has IPython
+
+        self.interval, self.last = interval, 0.0
+        self.handle = display(
+            {"text/plain": "fit: starting"}, raw=True, display_id=True
+        )
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.interval:
+            self.handle.update({"text/plain": text}, raw=True)
+            self.last = now
+
+
+class ProgressBar(Callback):
+    """Progress of fit, one display that updates in place; fit adds one for
+    verbose=1 or "auto".
+
+    In a terminal (stderr is a TTY) a tqdm bar on stderr, one tick per epoch,
+    with the epoch's metrics, in one line that fits the width (COLUMNS, else
+    the terminal's width, else 80): numbers shorten to 3 digits, then the bar
+    and then the times go, before any metric is left out. In Jupyter, tqdm's
+    notebook widget when ipywidgets is installed, else one text line
+    rewritten at most twice a second. Anywhere else (a pipe, a log file)
+    nothing, so logs stay clean.
     """
 
     bar = None
+    line = None
 
     def on_train_begin(self, logs: dict) -> None:
-        self.bar = None
-        if not sys.stderr.isatty():
+        self.bar = self.line = None
+        self.level = 0  # the progress line's layout: only ever less complete
+        self.started = time.monotonic()
+        self.width = terminal_width()
+        if sys.stderr.isatty():
+            from tqdm import tqdm  # imported only when a bar is shown
+        elif _in_notebook():
+            try:
+                import ipywidgets  # noqa: F401
+                from tqdm.notebook import tqdm  # needs ipywidgets
+            except ImportError:
+                self.line = _NotebookLine()
+                return
+        else:
             return
-        from tqdm.auto import tqdm  # imported only when a bar is shown
-
-        # the epoch's metrics (the description) come before a short bar, so that a
-        # narrow terminal cuts the bar and the time, never the validation metrics
+        # the metrics (the description) are cut to the width left by the fixed
+        # part, so that the bar and the time always show
         layout = "epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}"
         self.bar = tqdm(
             total=self.run.epochs,
@@ -279,29 +373,74 @@ class ProgressBar(Callback):
             file=sys.stderr,
             leave=False,
             bar_format=layout,
+            ncols=self.width,
         )
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.bar is not None:
-            shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "lr")
+            hours = time.monotonic() - self.started > 3000
+            shown = {k: v for k, v in logs.items() if k != "lr"}  # lr: verbose=2
+            self.level, layout, shown = _progress_line(
+                shown, self.width, self.run.epochs, hours, self.level
+            )
+            self.bar.bar_format = layout
             self.bar.set_description_str(shown, refresh=False)
             self.bar.update(1)
+        elif self.line is not None:
+            self.last_line = self._line(epoch, logs)
+            self.line.show(self.last_line)
+
+    def _line(self, epoch: int, logs: dict) -> str:
+        seconds = time.monotonic() - self.started
+        head = f"epoch {epoch + 1}/{self.run.epochs} ({seconds:.1f} s)  "
+        room = max(self.width, 120) - len(head)  # a notebook has no fixed width
+        shown = {k: v for k, v in logs.items() if k != "lr"}
+        return head + _metrics_text(shown, room, "  ")
 
     def on_train_end(self, logs: dict) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.line is not None and getattr(self, "last_line", None):
+            self.line.show(self.last_line, force=True)
+        self.line = None
 
 
 class PrintLogger(Callback):
-    """One line per epoch on stderr: "epoch 3/10  loss=0.41  accuracy=0.88  lr=0.1".
+    """Lines on stderr: "epoch 3/10  loss=0.41  accuracy=0.88  lr=0.1"; fit adds
+    one for verbose=2.
 
-    fit adds one for verbose=2.
+    every: print every k-th epoch; None (the default) picks k so that a run
+    prints about 25 lines, whatever its length (every epoch up to 25 epochs).
+    The first epoch and the last one run (early stopping included) are always
+    printed. Each line fits the terminal's width (metrics that do not fit are
+    left out, lr first).
     """
 
+    def __init__(self, every: int | None = None) -> None:
+        if every is not None:
+            check_positive_int("PrintLogger", every=every)
+        self.every = every
+
+    def on_train_begin(self, logs: dict) -> None:
+        epochs = self.run.epochs - self.run.initial_epoch
+        self.k = self.every or max(1, math.ceil(epochs / 25))
+        self.pending = None  # the last epoch's line, if it was not printed
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in logs.items())
-        print(f"epoch {epoch + 1}/{self.run.epochs}  {shown}", file=sys.stderr)
+        head = f"epoch {epoch + 1}/{self.run.epochs}  "
+        line = head + _metrics_text(logs, terminal_width() - len(head) - 1, "  ")
+        ran = epoch + 1 - self.run.initial_epoch
+        if ran == 1 or ran % self.k == 0 or epoch + 1 == self.run.epochs:
+            print(line, file=sys.stderr)
+            self.pending = None
+        else:
+            self.pending = line
+
+    def on_train_end(self, logs: dict) -> None:
+        if self.pending is not None:  # stopped early between two printed epochs
+            print(self.pending, file=sys.stderr)
+            self.pending = None
 
 
 __all__ = [

@@ -10,8 +10,12 @@ model) whose metadata also holds "training":
     structure  [[qualified name, class name], ...] for every layer at every depth
                ([["0", "Dense"], ["1", "Residual"], ["1.block", "Sequential"], ...]),
                compared with the model before a checkpoint is restored into it
-    epoch      the last finished epoch (0-based)
-    optimizer  {"class": "Adam", "config": {...}, "t": 120, "state": ["m", "v"]};
+    epoch      the last finished epoch (0-based; Checkpoint.epoch, the number of
+               epochs completed, is this + 1)
+    optimizer  {"class": "Adam", "config": {...}, "t": 120, "state": ["m", "v"],
+               "start_lr": 0.001}; config is get_config() when saved (every
+               hyperparameter, lr as a schedule left it), start_lr the lr the
+               optimizer had when fit started (absent in older files);
                each state array is a tensor "optimizer.<name>" of shape (P,),
                P = the model's parameter count, in the parameters' dtype (the
                wider one, float64, when the model mixes float32 and float64)
@@ -32,9 +36,11 @@ have no "structure", are still read.)
 """
 
 import contextlib
+import glob
 import math
 import os
 import string
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,14 +107,19 @@ def save_checkpoint(
     epoch: int,
     history: History | None = None,
     rng: np.random.Generator | None = None,
+    start_lr: float | None = None,
 ) -> None:
     """Write the model (every parameter and buffer at every depth, each in its
-    own dtype), the optimizer's state, the random generators' state and the
-    history after `epoch` (0-based) to `path`, atomically. A model with custom
-    layers is saved without an architecture: restore it into a model built in
-    code with restore_checkpoint.
+    own dtype), the optimizer's state and hyperparameters, the random
+    generators' state and the history after `epoch` (0-based) to `path`,
+    atomically. A model with custom layers is saved without an architecture:
+    restore it into a model built in code with restore_checkpoint.
 
     rng: the generator fit shuffles with, if it is not model.rng.
+    start_lr: the optimizer's lr when training started (before any schedule),
+    compared with the resuming optimizer's lr; its current lr by default.
+    Temporary files left by an earlier save to `path` that was killed are
+    removed. An OSError (disk full, permissions) is a ModelFileError naming path.
     """
     tensors = _model_tensors(model)
     opt_meta = None
@@ -127,6 +138,7 @@ def save_checkpoint(
             "config": optimizer.get_config(),
             "t": int(optimizer.t),
             "state": sorted(state),
+            "start_lr": float(optimizer.lr if start_lr is None else start_lr),
         }
     fit_rng = rng if rng is not None and rng is not model.rng else None
     training = {
@@ -142,7 +154,24 @@ def save_checkpoint(
         "architecture": architecture(model) if _describable(model) else None,
         "training": training,
     }
-    _write(path, tensors, meta)
+    _remove_stale_temporaries(path)
+    try:
+        _write(path, tensors, meta)
+    except OSError as exc:
+        raise ModelFileError(
+            path, f"could not be written ({exc.strerror or exc})"
+        ) from None
+
+
+def _remove_stale_temporaries(path) -> None:
+    """Delete the temporary files a killed atomic write of `path` left behind
+    (".<name>.*.tmp" beside it; see glassnet.io._atomic)."""
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    pattern = os.path.join(glob.escape(directory), f".{glob.escape(name)}.*.tmp")
+    for stale in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            os.remove(stale)
 
 
 # -- reading -------------------------------------------------------------------
@@ -150,7 +179,12 @@ def save_checkpoint(
 
 @dataclass
 class Checkpoint:
-    """What load_checkpoint returns: a model ready to predict or to train on."""
+    """What load_checkpoint returns: a model ready to predict or to train on.
+
+    epoch: the number of epochs completed, so fit(..., initial_epoch=ckpt.epoch)
+    continues with the next epoch (the file stores the last finished 0-based
+    epoch, which is epoch - 1; files written by older versions read the same).
+    """
 
     model: object
     optimizer: object | None
@@ -196,7 +230,8 @@ def _check_training(f: ModelFile) -> dict:
     opt = t["optimizer"]
     if opt is not None and not (
         isinstance(opt, dict)
-        and set(opt) == {"class", "config", "t", "state"}
+        and set(opt) - {"start_lr"} == {"class", "config", "t", "state"}
+        and isinstance(opt.get("start_lr", 0.0), (int, float))
         and isinstance(opt["class"], str)
         and isinstance(opt["config"], dict)
         and isinstance(opt["t"], int)
@@ -296,26 +331,54 @@ def _same_parameters(a: list, b: list) -> bool:
 
 
 def _check_optimizer_state(optimizer, model, opt_meta: dict, path) -> None:
-    """Bind the optimizer to the model and check that its state buffers are the
-    ones the file holds (weights are not touched)."""
-    params = model.parameters()
-    if not _same_parameters(optimizer.params, params):
-        optimizer.bind(params)
-    state = optimizer.state_arrays()
-    if sorted(state) != sorted(opt_meta["state"]):
+    """Check that the optimizer keeps the state arrays the file holds (its
+    configuration names them); changes nothing, the optimizer included."""
+    names = sorted(optimizer._state_names())
+    if names != sorted(opt_meta["state"]):
         raise ModelFileError(
             path,
             f"optimizer state {sorted(opt_meta['state'])} does not match "
-            f"{type(optimizer).__name__}'s {sorted(state)} (other hyperparameters?)",
+            f"{type(optimizer).__name__}'s {names} (other hyperparameters?)",
+        )
+
+
+def _check_hyperparameters(optimizer, opt_meta: dict, path) -> None:
+    """Refuse an optimizer whose hyperparameters differ from the saved ones.
+
+    Every get_config() value but lr must be equal. lr may be the saved one (as a
+    schedule left it) or the one the saved run started with (a script run again
+    builds its optimizer with the starting lr). Changes nothing."""
+    saved, mine = opt_meta["config"], optimizer.get_config()
+    differ = [  # a key one side leaves out (an unset clipnorm) is None there
+        f"{key}={saved.get(key)} in the file, {mine.get(key)} here"
+        for key in sorted(set(saved) | set(mine) - {"lr"})
+        if key != "lr" and saved.get(key) != mine.get(key)
+    ]
+    allowed = {saved.get("lr"), opt_meta.get("start_lr", saved.get("lr"))}
+    if "lr" in mine and mine["lr"] not in allowed:
+        start = opt_meta.get("start_lr", saved.get("lr"))
+        differ.insert(0, f"lr={start} in the file, {mine['lr']} here")
+    if differ:
+        raise ModelFileError(
+            path,
+            f"was saved with other {type(optimizer).__name__} hyperparameters: "
+            + "; ".join(differ)
+            + " (build the optimizer as the saved run did, or start a new run)",
         )
 
 
 def _set_optimizer_state(optimizer, model, opt_meta: dict, arrays: dict, path) -> None:
     _check_optimizer_state(optimizer, model, opt_meta, path)
+    params = model.parameters()
+    if not _same_parameters(optimizer.params, params):
+        optimizer.bind(params)
     optimizer.load_state_arrays(
         {name: arrays[f"optimizer.{name}"] for name in opt_meta["state"]}
     )
     optimizer.t = opt_meta["t"]
+    for key, value in opt_meta["config"].items():  # lr as the schedule left it
+        if key in optimizer.get_config():
+            setattr(optimizer, key, value)
 
 
 def _check_structure(f: ModelFile, model, training: dict) -> None:
@@ -392,7 +455,7 @@ def load_checkpoint(
     return Checkpoint(
         model=model,
         optimizer=optimizer,
-        epoch=training["epoch"],
+        epoch=training["epoch"] + 1,  # epochs completed
         history=_history_from_json(training["history"], f.path),
         rng_state=rng_state,
         fit_rng_state=training["fit_rng"],
@@ -423,6 +486,7 @@ def restore_checkpoint(
                 f.path,
                 f"was saved with optimizer {saved}, not {type(optimizer).__name__}",
             )
+        _check_hyperparameters(optimizer, opt_meta, f.path)
         _check_optimizer_state(optimizer, model, opt_meta, f.path)
     rng_state = _rng_state_checked(training["rng"], model.rng, f.path, "rng")
     fit_state = training["fit_rng"]
@@ -445,6 +509,23 @@ def restore_checkpoint(
 # -- callbacks -----------------------------------------------------------------
 
 
+def _check_target(owner: str, path) -> str:
+    """path as a str, refused at construction when it cannot be written to:
+    empty, or in a folder that does not exist (ConfigError naming the path)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{owner}: path must be a file path, got {path!r}")
+    path = os.fspath(path)
+    if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ConfigError(f"{owner}: path must name a file, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if "{" not in path and not os.path.isdir(folder):
+        raise ConfigError(
+            f"{owner}: the folder {folder!r} of {path!r} does not exist; create it "
+            "first (os.makedirs(folder, exist_ok=True))"
+        )
+    return path
+
+
 class BackupAndRestore(Callback):
     """Back up the whole training state after every epoch; resume from it.
 
@@ -459,34 +540,71 @@ class BackupAndRestore(Callback):
     write leaves the previous backup intact. The backup is deleted when training
     ends normally, unless delete_on_end=False.
 
-    The state of other callbacks (EarlyStopping's counters, for instance) is not
-    part of the backup.
+    What resume restores, exactly: every parameter and buffer, the optimizer's
+    state arrays, step count and hyperparameters (lr as a schedule left it), the
+    model's and fit's random generators, and the history. The optimizer you pass
+    must be of the saved class with the same hyperparameters (lr: the one the
+    saved run started with): anything else raises ModelFileError before any
+    weight changes. The state of other callbacks (EarlyStopping's counters, for
+    instance) is not part of the backup.
+
+    save_every_epochs: back up after every n-th epoch (and after the last one);
+    an interrupted run then repeats at most n - 1 epochs, exactly as before.
+    The previous backup is kept as `path + ".prev"`: when the latest backup
+    cannot be read (corrupt, truncated), training resumes from the previous one
+    with a warning saying so.
     """
 
-    def __init__(self, path: str | os.PathLike, delete_on_end: bool = True) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise ConfigError(
-                f"BackupAndRestore: path must be a file path, got {path!r}"
-            )
-        self.path = os.fspath(path)
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        delete_on_end: bool = True,
+        save_every_epochs: int = 1,
+    ) -> None:
+        from glassnet._validation import check_positive_int
+
+        self.path = _check_target("BackupAndRestore", path)
+        check_positive_int("BackupAndRestore", save_every_epochs=save_every_epochs)
+        self.save_every_epochs = save_every_epochs
         self.delete_on_end = bool(delete_on_end)
         self.restored_epoch: int | None = None  # the last epoch the backup held
 
+    @property
+    def previous_path(self) -> str:
+        """Where the backup before the latest one is kept."""
+        return self.path + ".prev"
+
     def on_train_begin(self, logs: dict) -> None:
         self.restored_epoch = None
-        if not os.path.exists(self.path):
+        self._start_lr = self.run.start_lr
+        candidates = [p for p in (self.path, self.previous_path) if os.path.exists(p)]
+        for i, path in enumerate(candidates):
+            try:
+                epoch = self._restore(path)
+            except ModelFileError as exc:
+                if i + 1 == len(candidates) or not _unreadable(exc):
+                    raise
+                warnings.warn(
+                    f"BackupAndRestore: the latest backup cannot be read ({exc}); "
+                    f"resuming from the previous one, {candidates[i + 1]}",
+                    stacklevel=2,
+                )
+                continue
+            self.restored_epoch = epoch
+            self.run.initial_epoch = epoch + 1  # fit continues after it
             return
-        epoch = restore_checkpoint(
-            self.path,
-            self.model,
-            self.optimizer,
-            rng=self.rng,
-            history=self.run.history,
+
+    def _restore(self, path: str) -> int:
+        return restore_checkpoint(
+            path, self.model, self.optimizer, rng=self.rng, history=self.run.history
         )
-        self.restored_epoch = epoch
-        self.run.initial_epoch = epoch + 1  # fit continues after the restored epoch
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        last = epoch + 1 == self.run.epochs
+        if (epoch + 1) % self.save_every_epochs and not last:
+            return
+        if os.path.exists(self.path):
+            _keep_previous(self.path, self.previous_path)
         save_checkpoint(
             self.path,
             self.model,
@@ -494,12 +612,38 @@ class BackupAndRestore(Callback):
             epoch=epoch,
             history=self.run.history,
             rng=self.rng,
+            start_lr=self._start_lr,
         )
 
     def on_train_end(self, logs: dict) -> None:
         if self.delete_on_end:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
+            for path in (self.path, self.previous_path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+
+def _keep_previous(path: str, previous: str) -> None:
+    """Make `previous` the file `path` is now, leaving `path` in place (so an
+    interruption never leaves no backup): a hard link, a copy where links fail."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(previous)
+    try:
+        os.link(path, previous)  # the atomic replace of path gives it a new inode
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, previous)
+
+
+def _unreadable(error: ModelFileError) -> bool:
+    """True for a file that is damaged (not for one saved from another model or
+    with another optimizer: those are the user's to fix, not to fall back from)."""
+    reason = error.reason
+    return not (
+        "different model architecture" in reason
+        or "was saved with" in reason
+        or "does not match" in reason
+    )
 
 
 class _FieldChecker(string.Formatter):
@@ -534,6 +678,11 @@ class ModelCheckpoint(Callback):
     model built in code.
     mode "auto" minimises losses and maximises anything else. `last_path` is the
     latest file written; `best` the best monitored value.
+
+    save_every_steps: also write the model every n optimizer steps (counted
+    across epochs), mid-epoch; filepath may then name {step} (1-based). These
+    snapshots hold the weights only (a mid-epoch state cannot be resumed
+    exactly); the epoch-end files are as above.
     """
 
     def __init__(
@@ -543,11 +692,9 @@ class ModelCheckpoint(Callback):
         save_best_only: bool = False,
         mode: str = "auto",
         include_training_state: bool = True,
+        save_every_steps: int | None = None,
     ) -> None:
-        if not isinstance(filepath, (str, os.PathLike)):
-            raise ConfigError(
-                f"ModelCheckpoint: filepath must be a path, got {filepath!r}"
-            )
+        filepath = _check_target("ModelCheckpoint", filepath)
         if mode not in ("auto", "min", "max"):
             raise ConfigError(
                 f"ModelCheckpoint: mode must be auto, min or max, got {mode!r}"
@@ -557,11 +704,32 @@ class ModelCheckpoint(Callback):
         maximise = mode == "max" or (mode == "auto" and "loss" not in monitor)
         self.sign = -1.0 if maximise else 1.0
         self.include_training_state = bool(include_training_state)
+        if save_every_steps is not None:
+            from glassnet._validation import check_positive_int
+
+            check_positive_int("ModelCheckpoint", save_every_steps=save_every_steps)
+        self.save_every_steps = save_every_steps
         self.best: float | None = None
         self.last_path: str | None = None
 
     def on_train_begin(self, logs: dict) -> None:
         self._best_key = math.inf
+        self._steps, self._epoch = 0, self.run.initial_epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        self._epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        self._steps += 1
+        if self.save_every_steps is None or self._steps % self.save_every_steps:
+            return
+        fields = {"epoch": self._epoch + 1, "step": self._steps, **logs}
+        path = _FieldChecker().format(self.filepath, **fields)
+        if _describable(self.model):
+            save(self.model, path)
+        else:
+            save_weights(self.model, path)
+        self.last_path = path
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self.save_best_only:
@@ -575,7 +743,8 @@ class ModelCheckpoint(Callback):
             if not key < self._best_key:
                 return
             self._best_key, self.best = key, logs[self.monitor]
-        path = _FieldChecker().format(self.filepath, epoch=epoch + 1, **logs)
+        step = self._steps
+        path = _FieldChecker().format(self.filepath, epoch=epoch + 1, step=step, **logs)
         if self.include_training_state:
             save_checkpoint(
                 path,

@@ -8,7 +8,12 @@ import math
 
 import numpy as np
 
-from glassnet._validation import check_in_range, check_positive_int
+from glassnet._validation import (
+    check_in_range,
+    check_positive_int,
+    check_seed,
+    plain_repr,
+)
 from glassnet.errors import (
     ArgumentTypeError,
     ConfigError,
@@ -22,6 +27,7 @@ from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
     SoftmaxCrossEntropy,
+    check_sample_weight,
     get_loss,
     loss_name,
     name_of,
@@ -73,19 +79,43 @@ class Trainer:
     def __exit__(self, *exc) -> None:
         self.model.set_training(False)
 
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One update on the batch (x, y); returns the batch loss before the update."""
+    def step(self, x: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
+        """One update on the batch (x, y); returns the batch loss before the update.
+        sample_weight: (N,) weights for the loss (see glassnet.losses), or None."""
         for layer in self.layers:
             x = layer.forward(x)
         loss = self._step_loss
-        value = loss.forward(x, y)
+        if sample_weight is None:
+            value = loss.forward(x, y)
+        else:
+            value = loss.forward(x, y, sample_weight)
         dout = loss.backward()
-        for layer in self._backward_layers:
-            dout = layer.backward(dout)
-        self._first_backward(dout)  # parameter gradients only: x is the data
+        layer = None
+        try:  # free when nothing raises; names a backward that returned None
+            for layer in self._backward_layers:
+                dout = layer.backward(dout)
+            layer = None  # now the first layer's
+            self._first_backward(dout)  # parameter gradients only: x is the data
+        except Exception:
+            if dout is None:
+                raise self._returned_none(layer) from None
+            raise
         self.optimizer.step(self.params)
         self._last_x = x
         return value
+
+    def _returned_none(self, failed) -> ArgumentTypeError:
+        """The error for a backward that returned None: the layer that ran before
+        `failed` (the one whose backward raised, or None for the first layer)."""
+        order = self._backward_layers
+        i = order.index(failed) if failed in order else len(order)
+        culprit = order[i - 1] if i > 0 else None
+        index = len(self.layers) - i  # the culprit's index in the model
+        name = type(culprit).__name__ if culprit is not None else "a layer"
+        return ArgumentTypeError(
+            f"fit: layer {index} ({name}).backward returned None; backward must "
+            "return dL/dx, the gradient with respect to its input (x's shape)"
+        )
 
     @property
     def last_output(self) -> np.ndarray:
@@ -116,6 +146,8 @@ def fit(
     verbose="auto",
     seed: int | None = None,
     initial_epoch: int = 0,
+    sample_weight=None,
+    class_weight=None,
 ) -> History:
     """Train `model` on (X, y) with minibatch gradient descent; returns a History.
 
@@ -138,6 +170,12 @@ def fit(
     one line per epoch on stderr; "auto" is 1.
     seed: reseeds the generator used for shuffling and splitting (the model's own
     `model.rng` otherwise): with Sequential(seed=...) runs are bitwise repeatable.
+    sample_weight: (N,) weights >= 0, one per row; class_weight: {label: weight}
+    or "balanced" (n_samples / (n_classes * np.bincount(y)), scikit-learn's
+    formula), for integer labels or one-hot rows. Both weight each row's loss:
+    every batch's loss is sum(w_i * l_i) / sum(w_i) (see glassnet.losses); given
+    together, a row's weight is their product. The logged loss is weighted;
+    metrics (accuracy) are not. Validation rows are not weighted.
 
     Returns the History of the epochs run, also kept as `model.history` (set when
     training starts, so it holds the finished epochs if training fails). fit
@@ -149,20 +187,25 @@ def fit(
     finished epoch ended with (or those training started with).
     """
     _check_arguments(epochs, batch_size, validation_split, verbose)
+    check_seed("fit", seed)
     rng = np.random.default_rng(seed) if seed is not None else model.rng
     loss = get_loss(loss) if loss is not None else infer_loss(model, y)
     X, y = _prepare(model, X, y, loss)
     check_loss_fits_model(model, loss, X)
-    X, y, validation = _validation_rows(
-        model, X, y, loss, validation_split, validation_data, rng
+    weights = row_weights(y, sample_weight, class_weight, len(X))
+    if weights is not None:
+        _check_takes_weights(loss)
+    X, y, validation, weights = _validation_rows(
+        model, X, y, loss, validation_split, validation_data, rng, weights
     )
     metrics = _metrics(metrics, loss)
     optimizer = get_optimizer(optimizer)
     model.history = History()  # the only thing fit leaves on the model
     run = TrainingRun(model, optimizer, loss, rng, model.history, epochs, initial_epoch)
+    run.start_lr = optimizer.lr
     callbacks = _callbacks(run, callbacks, verbose)
     hooks = _BatchHooks(callbacks)
-    batches = _Batches(X, y, batch_size, rng if shuffle else None)
+    batches = _Batches(X, y, batch_size, rng if shuffle else None, weights)
     trainer = Trainer(model, loss, optimizer)
     logs: dict = {}
     for cb in callbacks:
@@ -200,7 +243,9 @@ def _check_arguments(epochs, batch_size, validation_split, verbose) -> None:
         check_positive_int("fit", batch_size=batch_size)
     check_in_range("fit", "validation_split", validation_split, 0.0, 1.0)
     if verbose not in (0, 1, 2, "auto", False, True):
-        raise ConfigError(f"fit: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        raise ConfigError(
+            f"fit: verbose must be 0, 1, 2 or 'auto', got {plain_repr(verbose)}"
+        )
 
 
 def infer_loss(model, y) -> Loss:
@@ -296,12 +341,16 @@ def _prepare(model, X, y, loss: Loss, name: str = "X"):
     if y is None:
         raise ArgumentTypeError(f"{name}: targets y are required to compute a loss")
     y = np.asarray(y)
+    if len(X) == 0:
+        raise DataError(f"{name}: expected at least one row, got 0 rows")
     if y.ndim == 0 or len(y) != len(X):
         got = "a scalar" if y.ndim == 0 else f"{len(y)} rows"
         raise ShapeError(
             f"y: expected {len(X)} rows (one per row of {name}), got {got}"
         )
-    if y.dtype.kind not in "biufc":  # bool, integers, floats (np.number but faster)
+    if y.dtype.kind not in "biuf":  # bool, integers, floats (np.number but faster)
+        if y.dtype.kind == "c":
+            raise DataError("y: expected real targets, got complex values")
         raise DataError(_not_numbers(y, loss))
     if out_shape is None:
         out_shape = model.forward(X[:1], training=False).shape[1:]
@@ -324,8 +373,77 @@ def _not_numbers(y: np.ndarray, loss: Loss) -> str:
     )
 
 
-def _validation_rows(model, X, y, loss, split, validation_data, rng):
-    """(X, y, (X_val, y_val) or None): validation_data checked, or split off."""
+def row_weights(y, sample_weight, class_weight, n: int) -> np.ndarray | None:
+    """The per-row weights (n,) of sample_weight times class_weight, or None.
+
+    y: the prepared targets, integer labels (n,) or one-hot rows (n, K) for
+    class_weight. "balanced" gives class c the weight n / (K * count(c)), K the
+    number of classes present (scikit-learn's compute_class_weight)."""
+    weights = None
+    if sample_weight is not None:
+        weights = check_sample_weight(sample_weight, n, "fit")
+    if class_weight is None:
+        return weights
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # a single output's targets (N, 1)
+        y = y.reshape(-1)
+    if y.ndim == 2 and y.shape[1] > 1:
+        labels = y.argmax(axis=1)  # one-hot rows
+    elif y.dtype.kind in "biu" or (y.ndim == 1 and np.all(y == np.round(y))):
+        labels = y.reshape(-1).astype(np.intp)
+    else:
+        raise ConfigError(
+            "fit: class_weight needs class labels (integers 0..K-1 or one-hot "
+            f"rows), got targets of dtype {y.dtype} and shape {y.shape}"
+        )
+    classes, counts = np.unique(labels, return_counts=True)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        per_class = dict(
+            zip(classes.tolist(), (n / (len(classes) * counts)).tolist(), strict=True)
+        )
+    elif isinstance(class_weight, dict):
+        per_class = {}
+        for key, value in class_weight.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                value = float(np.asarray(value)) if np.ndim(value) == 0 else None
+            if value is None or not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"fit: class_weight[{key}] must be a number >= 0, got "
+                    f"{class_weight[key]}"
+                )
+            per_class[int(key)] = float(value)
+    else:
+        raise ConfigError(
+            "fit: class_weight must be a dict {label: weight} or 'balanced', "
+            f"got {class_weight!r}"
+        )
+    table = np.ones(int(labels.max()) + 1 if n else 0)  # classes not named: 1
+    for key, value in per_class.items():
+        if 0 <= key < len(table):
+            table[key] = value
+    w = table[labels]  # (n,)
+    w = w if weights is None else w * weights
+    return check_sample_weight(w, n, "fit (class_weight)")
+
+
+def _check_takes_weights(loss: Loss) -> None:
+    """Refuse sample weights for a loss whose forward takes no sample_weight (a
+    custom loss written before weights existed)."""
+    import inspect
+
+    try:
+        inspect.signature(loss.forward).bind(None, None, None)
+    except TypeError:
+        raise ConfigError(
+            f"fit: sample_weight / class_weight need a loss whose forward takes "
+            f"them, forward(pred, target, sample_weight=None); {type(loss).__name__}"
+            ".forward takes (pred, target) only"
+        ) from None
+
+
+def _validation_rows(model, X, y, loss, split, validation_data, rng, weights=None):
+    """(X, y, (X_val, y_val) or None, training weights): validation_data
+    checked, or split off (the weights with their rows)."""
     if validation_data is not None:
         if not (
             isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
@@ -334,11 +452,14 @@ def _validation_rows(model, X, y, loss, split, validation_data, rng):
                 "fit: validation_data must be a pair (X_val, y_val)"
             )
         validation = _prepare(model, *validation_data, loss, name="validation_data X")
-        return X, y, validation
+        return X, y, validation, weights
+    if split > 0 and weights is not None:  # split row numbers: the same split
+        train, test, y, y_val = train_test_split(np.arange(len(X)), y, split, rng=rng)
+        return X[train], y, (X[test], y_val), weights[train]
     if split > 0:
         X, X_val, y, y_val = train_test_split(X, y, split, rng=rng)
-        return X, y, (X_val, y_val)
-    return X, y, None
+        return X, y, (X_val, y_val), None
+    return X, y, None, weights
 
 
 class _Metrics(dict):
@@ -372,6 +493,8 @@ def _metric_names(metrics, loss: Loss) -> list[str]:
 def _callbacks(run: TrainingRun, callbacks, verbose) -> list[Callback]:
     """History, the user's callbacks, then the progress reporting verbose asks
     for; each handed the run."""
+    if isinstance(callbacks, Callback):  # callbacks=EarlyStopping(...): one is fine
+        callbacks = [callbacks]
     callbacks = [run.history, *callbacks]
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -418,8 +541,9 @@ class _Batches:
     """The training rows cut into batches; in a new random order every epoch when
     an rng is given. Iterating gives one epoch's (xb, yb) pairs."""
 
-    def __init__(self, X, y, batch_size: int | None, rng=None) -> None:
+    def __init__(self, X, y, batch_size: int | None, rng=None, weights=None) -> None:
         self.X, self.y, self.rows = X, y, len(X)
+        self.weights = weights  # (N,) or None; batched by weight_batches
         self.size = self.rows if batch_size is None else min(batch_size, self.rows)
         # One batch of all rows has the same mean gradient in any order: it is
         # not shuffled (a permutation and two gathers less per epoch).
@@ -438,11 +562,27 @@ class _Batches:
             for idx in (order[i : i + size] for i in range(0, len(X), size))
         )
 
+    def weighted(self):
+        """One epoch's (xb, yb, wb) triples (the rows' weights beside them)."""
+        X, y, w, size = self.X, self.y, self.weights, self.size
+        if size == self.rows:
+            return iter(((X, y, w),))
+        if self.rng is None:
+            cuts = range(0, len(X), size)
+            return ((X[i : i + size], y[i : i + size], w[i : i + size]) for i in cuts)
+        order = self.rng.permutation(self.rows)
+        return (
+            (X.take(idx, axis=0), y.take(idx, axis=0), w.take(idx))
+            for idx in (order[i : i + size] for i in range(0, len(X), size))
+        )
+
 
 def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
     """One pass over the batches, a step each; returns the epoch's mean loss and
     metrics (as Keras: over the epoch's batches, the weights changing as it goes).
     Raises TrainingDivergedError at the first non-finite loss."""
+    if batches.weights is not None:
+        return _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch)
     mean = loss.reduction == "mean"
     total, sums = 0.0, dict.fromkeys(metrics, 0.0)
     for i, (xb, yb) in enumerate(batches):
@@ -463,6 +603,34 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
     logs = {"loss": total / N if mean else total}
     for name, value in sums.items():
         logs[name] = value / N
+    return logs
+
+
+def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
+    """_train_epoch with sample weights: each batch's loss is its weighted mean,
+    and the epoch's loss the weighted mean over all rows (batches weighted by
+    their weight sums). A batch whose weights are all 0 is skipped."""
+    mean = loss.reduction == "mean"
+    total, sums = 0.0, dict.fromkeys(metrics, 0.0)
+    for i, (xb, yb, wb) in enumerate(batches.weighted()):
+        n, w_sum = len(xb), float(wb.sum())
+        if w_sum == 0.0:
+            continue  # nothing to learn from, and no defined mean
+        if hooks.active:
+            hooks.on_batch_begin(i, n)
+        value = trainer.step(xb, yb, wb)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"fit: loss became {value} at epoch {epoch + 1}, step {i + 1}"
+            )
+        total += value * w_sum if mean else value
+        for name, metric in metrics.items():
+            sums[name] += metric(trainer.last_output, yb, metrics.threshold) * n
+        if hooks.active:
+            hooks.on_batch_end(i, n, value)
+    logs = {"loss": total / float(batches.weights.sum()) if mean else total}
+    for name, value in sums.items():
+        logs[name] = value / batches.rows
     return logs
 
 
@@ -530,27 +698,49 @@ def _validation_logs(model, X_val, y_val, loss, metrics) -> dict:
 # -- evaluate --------------------------------------------------------------------
 
 
-def evaluate(model, X, y, loss=None, metrics="auto", batch_size=None) -> dict:
-    """Loss and metrics of the model on (X, y), in inference mode."""
+def evaluate(
+    model,
+    X,
+    y,
+    loss=None,
+    metrics="auto",
+    batch_size=None,
+    *,
+    sample_weight=None,
+    class_weight=None,
+) -> dict:
+    """Loss and metrics of the model on (X, y), in inference mode.
+
+    sample_weight / class_weight: as in fit; the loss is then the weighted mean
+    sum(w_i * l_i) / sum(w_i) (metrics are not weighted)."""
     loss = get_loss(loss) if loss is not None else infer_loss(model, y)
     X, y = _prepare(model, X, y, loss)
     check_loss_fits_model(model, loss, X, owner="evaluate")
+    weights = row_weights(y, sample_weight, class_weight, len(X))
+    if weights is not None:
+        _check_takes_weights(loss)
     return _evaluate_prepared(
-        model, X, y, loss, _metric_names(metrics, loss), batch_size
+        model, X, y, loss, _metric_names(metrics, loss), batch_size, weights
     )
 
 
-def _evaluate_prepared(model, X, y, loss, metric_names, batch_size=None) -> dict:
+def _evaluate_prepared(
+    model, X, y, loss, metric_names, batch_size=None, weights=None
+) -> dict:
     step = len(X) if not batch_size else max(batch_size, 1024)
+    mean = loss.reduction == "mean"
     total, outs = 0.0, []
     for i in range(0, len(X), step):
         out = model.forward(X[i : i + step], training=False)
-        total += loss.forward(out, y[i : i + step]) * (
-            len(out) if loss.reduction == "mean" else 1
-        )
+        if weights is None:
+            total += loss.forward(out, y[i : i + step]) * (len(out) if mean else 1)
+        elif weights[i : i + step].sum() > 0:
+            wb = weights[i : i + step]
+            total += loss.forward(out, y[i : i + step], wb) * (wb.sum() if mean else 1)
         outs.append(out)
     out = outs[0] if len(outs) == 1 else np.concatenate(outs)
-    logs = {"loss": total / len(X) if loss.reduction == "mean" else total}
+    rows = len(X) if weights is None else float(weights.sum())
+    logs = {"loss": total / rows if mean else total}
     for name in metric_names:
         logs[name] = get_metric(name)(out, y, _threshold(loss))
     return logs

@@ -6,9 +6,13 @@ The update rules and their defaults follow PyTorch's torch.optim, and the
 tests compare against it. Each update below is a handful of whole-buffer
 in-place operations, however many layers the model has: see _FlatParameters,
 the one place that knows how.
+
+Every optimizer also takes clipnorm= and clipvalue= (gradient clipping, applied
+in step() before the update, on the same flat buffers): see Optimizer.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -161,15 +165,76 @@ class _FlatParameters:
         self._gather(state["state"])  # copies: writable even if those were not
 
 
+@dataclass(frozen=True)
+class ClipInfo:
+    """What gradient clipping saw and did in the last step (optimizer.last_clip).
+
+    norm: the global L2 norm of every gradient entry before any clipping;
+    max_abs: the largest |gradient entry| before clipping (None without clipvalue);
+    scale: the factor clipnorm multiplied the gradients by (1.0: untouched);
+    clipped: True when clipping changed the gradients (by norm or by value).
+    """
+
+    norm: float
+    max_abs: float | None
+    scale: float
+    clipped: bool
+
+
+def _check_clip(owner: str, clipnorm, clipvalue) -> None:
+    for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+        if value is not None:
+            check_positive_float(owner, **{name: value})
+
+
 class Optimizer:
     """Base class. A subclass names its per-parameter state arrays in
     _state_names() and defines _update(data, grad, tmp, state), which updates
     one flat data buffer in place from its grad buffer (tmp: a workspace of the
-    same shape; state: {name: array}, as named)."""
+    same shape; state: {name: array}, as named).
 
-    def __init__(self, lr: float) -> None:
+    Gradient clipping, every optimizer's keyword options, applied in step()
+    before the update (the parameters' .grad are clipped in place, as PyTorch's
+    utilities do):
+
+        clipvalue=v   every gradient entry clipped to [-v, v]
+                      (torch.nn.utils.clip_grad_value_)
+        clipnorm=c    with norm = the L2 norm of all gradients together (one
+                      global norm over every parameter, not one per parameter):
+                      scale = c / (norm + 1e-6), and every gradient is multiplied
+                      by scale when scale < 1 (torch.nn.utils.clip_grad_norm_)
+
+    With both, values are clipped first, so the update's norm is at most c.
+    optimizer.last_clip (a ClipInfo: the norm before clipping, whether it
+    triggered) describes the last step; None without clipping.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        # SGD(model.parameters(), lr=0.1), the PyTorch habit: say how it is done here
+        # (Python's own error would be "got multiple values for argument 'lr'")
+        first = args[0] if args else None
+        if isinstance(first, (list, tuple, dict)) or hasattr(first, "__next__"):
+            raise ArgumentTypeError(
+                f"{cls.__name__}: optimizers are built without parameters; write "
+                f"{cls.__name__}(lr=...) and pass it to fit (which binds it to the "
+                "model's parameters), or call opt.step(model.parameters()) after "
+                "backward"
+            )
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        lr: float,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+    ) -> None:
         check_positive_float(type(self).__name__, lr=lr)
+        _check_clip(type(self).__name__, clipnorm, clipvalue)
         self.lr = float(lr)
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        self.last_clip: ClipInfo | None = None
         self._flat: _FlatParameters | None = None
         self.t = 0  # number of steps taken
 
@@ -208,9 +273,36 @@ class Optimizer:
                 "step(model.parameters()) or bind(...) first"
             )
         flat.refresh()
+        if self.clipnorm is not None or self.clipvalue is not None:
+            self.last_clip = self._clip(flat.groups)
         self.t += 1
         for group in flat.groups:
             self._update(group.data, group.grad, group.tmp, group.state)
+
+    def _clip(self, groups: list[_Group]) -> ClipInfo:
+        """Clip the flat grad buffers in place (see the class docstring): one
+        dot product per buffer for the norm, one in-place pass to scale or clip."""
+        norm = math.sqrt(sum(float(np.dot(g.grad, g.grad)) for g in groups))
+        max_abs, clipped = None, False
+        if self.clipvalue is not None:
+            v = self.clipvalue
+            peaks = [max(g.grad.max(), -g.grad.min()) for g in groups if g.grad.size]
+            max_abs = float(max(peaks, default=0.0))
+            if max_abs > v:
+                for g in groups:
+                    np.clip(g.grad, -v, v, out=g.grad)
+                clipped = True
+        scale = 1.0
+        if self.clipnorm is not None:
+            after = norm  # the norm the values' clipping left
+            if clipped:
+                after = math.sqrt(sum(float(np.dot(g.grad, g.grad)) for g in groups))
+            coefficient = self.clipnorm / (after + 1e-6)  # PyTorch's formula
+            if coefficient < 1.0:
+                scale, clipped = coefficient, True
+                for g in groups:
+                    g.grad *= coefficient
+        return ClipInfo(norm, max_abs, scale, clipped)
 
     def _state_names(self) -> tuple[str, ...]:
         return ()
@@ -234,7 +326,12 @@ class Optimizer:
         self._flat.load_state_arrays(arrays)
 
     def get_config(self) -> dict:
-        return {"lr": self.lr}
+        return {"lr": self.lr, **self._clip_config()}
+
+    def _clip_config(self) -> dict:
+        """clipnorm and clipvalue, those that are set (for get_config)."""
+        options = {"clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+        return {k: v for k, v in options.items() if v is not None}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -262,8 +359,11 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(lr)
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue)
         check_in_range("SGD", "momentum", momentum, 0.0, 1.0)
         check_in_range("SGD", "weight_decay", weight_decay, 0.0, np.inf)
         if nesterov and momentum == 0:
@@ -301,6 +401,7 @@ class SGD(Optimizer):
             "momentum": self.momentum,
             "nesterov": self.nesterov,
             "weight_decay": self.weight_decay,
+            **self._clip_config(),
         }
 
 
@@ -320,8 +421,11 @@ class RMSprop(Optimizer):
         eps: float = 1e-8,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(lr)
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue)
         check_in_range("RMSprop", "alpha", alpha, 0.0, 1.0)
         check_positive_float("RMSprop", eps=eps)
         check_in_range("RMSprop", "momentum", momentum, 0.0, 1.0)
@@ -360,6 +464,7 @@ class RMSprop(Optimizer):
             "eps": self.eps,
             "momentum": self.momentum,
             "weight_decay": self.weight_decay,
+            **self._clip_config(),
         }
 
 
@@ -381,8 +486,11 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(lr)
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue)
         name = type(self).__name__
         check_in_range(name, "beta1", beta1, 0.0, 1.0)
         check_in_range(name, "beta2", beta2, 0.0, 1.0)
@@ -432,6 +540,7 @@ class Adam(Optimizer):
             "beta2": self.beta2,
             "eps": self.eps,
             "weight_decay": self.weight_decay,
+            **self._clip_config(),
         }
 
 
@@ -449,8 +558,13 @@ class AdamW(Adam):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+        super().__init__(
+            lr, beta1, beta2, eps, weight_decay, clipnorm=clipnorm, clipvalue=clipvalue
+        )
 
 
 OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

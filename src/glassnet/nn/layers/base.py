@@ -14,7 +14,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet.errors import CallOrderError, ConfigError
+from glassnet.errors import CallOrderError, ConfigError, ShapeError
 from glassnet.nn.parameter import Parameter
 
 # glassnet's own layer classes by name, filled in as each class is defined: the only
@@ -155,6 +155,13 @@ class Layer:
                 todo.append((child, path + "."))
         return pairs
 
+    def penalty(self) -> float:
+        """The regularization term this layer adds to the loss (an l2 option's
+        l2 * sum(weight**2)); 0 by default. Its gradient is part of what backward
+        stores in the parameters' .grad, so fit adds it to the reported loss and
+        gradcheck to the function it differentiates."""
+        return 0.0
+
     def own_buffers(self) -> dict[str, np.ndarray]:
         """State that is not trained by gradients but belongs to the model (a
         BatchNorm's running mean and variance): {attribute name: array}. Saved and
@@ -199,6 +206,15 @@ class Layer:
                 f"{type(self).__name__}.backward() was called before forward()"
             )
         return self._cache
+
+    def _dout_error(self, expected: tuple, got: tuple) -> ShapeError:
+        """The error for a dout that is not shaped like the last forward's output."""
+        return ShapeError(
+            f"{type(self).__name__}.backward: dout must have the shape of the last "
+            f"forward's output {tuple(int(n) for n in expected)}, got "
+            f"{tuple(int(n) for n in got)} (dout is dL/d(output), one value per "
+            "output element)"
+        )
 
     # Hooks Sequential uses; a custom layer may ignore them.
     def initialize(self, rng: np.random.Generator, dtype) -> None:
@@ -265,3 +281,15 @@ def _own_and_children(layer: Layer) -> tuple[list[Parameter], list]:
         inside = {id(p) for _, child in kids for p in child.parameters()}
         params = [p for p in layer.parameters() if id(p) not in inside]
     return params, kids
+
+
+def total_penalty(model: Layer) -> float:
+    """The sum of penalty() over model and every layer below it."""
+    return model.penalty() + sum(layer.penalty() for _, layer in model.named_layers())
+
+
+def check_l2(owner: str, l2) -> float:
+    """l2 as a float >= 0, or ConfigError naming owner."""
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 >= 0:
+        raise ConfigError(f"{owner}: l2 must be a number >= 0, got {l2!r}")
+    return float(l2)

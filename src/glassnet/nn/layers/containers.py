@@ -3,7 +3,7 @@
 import numpy as np
 
 from glassnet._kernels import sigmoid, softmax
-from glassnet._validation import as_float_array
+from glassnet._validation import as_float_array, check_seed
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.nn.layers.activations import (
     LeakyReLU,
@@ -60,6 +60,7 @@ class Sequential(Layer):
                     f"name), got {layer!r} of type {type(layer).__name__}"
                 )
             self.layers.append(layer)
+        check_seed("Sequential", seed)
         self.seed = seed
         self._dtype_given = dtype is not None
         self.dtype = _as_dtype(np.float32 if dtype is None else dtype)
@@ -239,7 +240,7 @@ class Sequential(Layer):
         two columns [1 - p, p], p = sigmoid(logit) or the final Sigmoid's output.
         """
         out = self.predict(X, batch_size)
-        last = self.layers[-1] if self.layers else None
+        last = output_layer(self)
         if out.ndim != 2:
             raise ShapeError(
                 f"predict_proba: expected outputs of shape (N, K), got {out.shape}"
@@ -272,6 +273,8 @@ class Sequential(Layer):
         verbose="auto",
         seed: int | None = None,
         initial_epoch: int = 0,
+        sample_weight=None,
+        class_weight=None,
     ):
         """Train on (X, y); returns the History, also kept as model.history.
 
@@ -299,10 +302,20 @@ class Sequential(Layer):
             verbose=verbose,
             seed=seed,
             initial_epoch=initial_epoch,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
         )
 
     def evaluate(
-        self, X, y, loss=None, metrics="auto", batch_size: int | None = None
+        self,
+        X,
+        y,
+        loss=None,
+        metrics="auto",
+        batch_size: int | None = None,
+        *,
+        sample_weight=None,
+        class_weight=None,
     ) -> dict:
         """{"loss": ..., "accuracy": ...} on (X, y) in inference mode.
 
@@ -311,7 +324,16 @@ class Sequential(Layer):
         """
         from glassnet.train.loop import evaluate
 
-        return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
+        return evaluate(
+            self,
+            X,
+            y,
+            loss=loss,
+            metrics=metrics,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+        )
 
     def save(self, path) -> None:
         """Write the architecture and weights to `path` (safetensors, atomically);
@@ -336,3 +358,13 @@ class Sequential(Layer):
             "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
         )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
+
+
+def output_layer(model: Layer) -> Layer | None:
+    """The layer that produces model's output: its last layer, descending while
+    that is itself a Sequential (a nested model ending in Softmax still ends in
+    Softmax); None for an empty model."""
+    layer = model
+    while isinstance(layer, Sequential) and layer.layers:
+        layer = layer.layers[-1]
+    return None if layer is model else layer

@@ -23,7 +23,7 @@ from glassnet.nn.layers._windows import (
     to_image,
     window_grid,
 )
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, check_l2
 from glassnet.nn.parameter import Parameter
 
 
@@ -61,9 +61,11 @@ class _Convolution(Layer):
         init: str | None = None,
         rng: np.random.Generator | None = None,
         dtype=None,
+        l2: float = 0.0,
     ) -> None:
         name, n = type(self).__name__, self._NDIM
         check_positive_int(name, in_channels=in_channels, out_channels=out_channels)
+        self.l2 = check_l2(name, l2)
         self.kernel_size = per_axis(name, "kernel_size", kernel_size, n)
         self.stride = per_axis(name, "stride", stride, n)
         self.padding, self._padding = parse_padding(name, padding, n)
@@ -106,9 +108,12 @@ class _Convolution(Layer):
         out = np.matmul(w_rows, cols)  # (N, F, H_out*W_grid), one GEMM per example
         out += self.bias.data[:, None]  # one bias per filter, shared by every pixel
         self._cache = (grid, cols)
-        return from_image(grid.grid_to_output(out), n)  # (N, F, H_out, W_out)
+        out = from_image(grid.grid_to_output(out), n)  # (N, F, H_out, W_out)
+        self._out_shape = out.shape  # what backward's dout must be
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        self._check_dout(dout)
         dout = to_image(dout, self._NDIM)  # (N, F, H_out, W_out)
         grid, g = self._parameter_grads(dout)
         # col2im fused with its matrix product: the pixels read by offset (i, j)
@@ -130,7 +135,13 @@ class _Convolution(Layer):
 
     def backward_params(self, dout: np.ndarray) -> None:
         # skips dL/dx (for the first layer): col2im is the costliest part of backward
+        self._check_dout(dout)
         self._parameter_grads(to_image(dout, self._NDIM))
+
+    def _check_dout(self, dout: np.ndarray) -> None:
+        self._cached()  # CallOrderError before forward
+        if dout.shape != self._out_shape:
+            raise self._dout_error(self._out_shape, dout.shape)
 
     def _parameter_grads(self, dout: np.ndarray):
         """Store dL/dweight and dL/dbias; return (grid, g) for dL/dx.
@@ -146,6 +157,8 @@ class _Convolution(Layer):
         dw_t = dw_t.reshape(-1, self.out_channels)  # (C*KH*KW, F)
         # written into the existing gradient array, not bound as a new one
         np.copyto(self.weight.grad, dw_t.T.reshape(self.weight.shape))  # (F, C, *K)
+        if self.l2:  # d(l2 * sum(weight**2)) / dweight
+            self.weight.grad += 2.0 * self.l2 * self.weight.data
         # bias: a matrix-vector product with ones is far faster than g.sum(axis=2)
         per_example = g @ ones(g.shape[2], g.dtype)  # (N, F, L) @ (L,) -> (N, F)
         np.sum(per_example, axis=0, out=self.bias.grad)  # (N, F) -> (F,)
@@ -173,7 +186,13 @@ class _Convolution(Layer):
         }
         if self.init is not None:
             config["init"] = self.init
+        if self.l2:
+            config["l2"] = self.l2
         return config
+
+    def penalty(self) -> float:
+        W = self.weight.data
+        return self.l2 * float(np.vdot(W, W)) if self.l2 else 0.0
 
     def __repr__(self) -> str:
         return (
