@@ -236,6 +236,25 @@ class _LoggedBackup(BackupAndRestore):
             self.saved_epoch, self._last = epoch, time.monotonic()
 
 
+def _epochs_in(path: str) -> int | None:
+    """The epochs completed that the checkpoint file holds (read from the file:
+    Ctrl-C may land after a save and before the callback notes it), or None."""
+    from glassnet.train.checkpoints import load_checkpoint
+
+    try:
+        return load_checkpoint(path).epoch
+    except (ModelFileError, OSError):
+        return None
+
+
+def _remove_checkpoint(path: str) -> None:
+    """Remove the checkpoint and the previous one BackupAndRestore keeps beside
+    it (path + ".prev", its fallback when the latest is damaged)."""
+    for name in (path, path + ".prev"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
 def _check_outputs(paths: list[str], forced: list[str], force: bool) -> None:
     """Before any work: every output's folder exists, and the files in `forced`
     (given with -o / --history) exist only if --force allows replacing them."""
@@ -267,8 +286,7 @@ def train(args) -> int:
     explicit = [p for p in (args.output, args.history) if p]
     _check_outputs([model_path, history_path, checkpoint], explicit, args.force)
     if args.restart:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(checkpoint)
+        _remove_checkpoint(checkpoint)
     X, y = load_data(cfg, args.seed)
     model = build_model(cfg, args.seed)
     optimizer = build_optimizer(cfg)
@@ -299,7 +317,8 @@ def train(args) -> int:
             f"{exc.reason}; glassnet train --restart ignores this checkpoint",
         ) from None
     except KeyboardInterrupt:
-        if backup is not None and backup.saved_epoch is not None:
+        completed = _epochs_in(checkpoint) if backup is not None else None
+        if completed is not None:
             again = (
                 "run the same command without --restart to resume"
                 if args.restart
@@ -307,15 +326,14 @@ def train(args) -> int:
             )
             _log(
                 f"interrupted: the checkpoint {checkpoint} holds epoch "
-                f"{backup.saved_epoch + 1}; {again}"
+                f"{completed}; {again}"
             )
         raise
     from glassnet.io.serialization import save
 
     save(model, model_path, extra={"classes": cfg.classes} if cfg.classes else None)
     write_history_csv(history, history_path)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(checkpoint)  # only now: the model file holds the result
+    _remove_checkpoint(checkpoint)  # only now: the model file holds the result
     _log(f"wrote {model_path} and {history_path}")
     last = {k: v[-1] for k, v in history.history.items() if k != "lr"}
     print(f"epochs={len(history)} " + " ".join(f"{k}={v:.6g}" for k, v in last.items()))
