@@ -112,12 +112,20 @@ def write_flowers(folder, header: bool = True):
         (["train", "c.toml", "--checkpoint-seconds", "-1"], "--checkpoint-seconds"),
         (["train", "c.toml", "--no-checkpoint", "--checkpoint-every", "2"], "not"),
         (["gradcheck", "{headless}"], "--input-shape 1,6,6"),
+        (["summary", "{conv}"], "--input-shape 1,6,6"),
+        (["explain", "{conv}"], "--input-shape 1,6,6"),
     ],
 )
 def test_usage_errors_exit_2_with_the_usage(args, fragment, tmp_path, capsys):
     gn.Sequential(gn.Dense(4, 3), seed=0).save(tmp_path / "m.safetensors")
     gn.Sequential(gn.Tanh(), gn.Dense(4, 3), seed=0).save(tmp_path / "h.safetensors")
-    paths = {"{model}": "m.safetensors", "{headless}": "h.safetensors"}
+    conv = gn.Sequential(gn.Conv2D(1, 2, 3), gn.Flatten(), seed=0)
+    conv.save(tmp_path / "c.safetensors")
+    paths = {
+        "{model}": "m.safetensors",
+        "{headless}": "h.safetensors",
+        "{conv}": "c.safetensors",
+    }
     args = [str(tmp_path / paths[a]) if a in paths else a for a in args]
     assert main(args) == 2
     err = capsys.readouterr().err

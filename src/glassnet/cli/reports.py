@@ -99,13 +99,25 @@ def _config_loss(path: str) -> str | None:
 def run(args) -> int:
     """Print the report `args.command` asks for; 0. Errors are raised and
     printed by cli.main in the same one-line style as every subcommand."""
+    from glassnet.cli.commands import UsageError
+    from glassnet.errors import GlassnetError
     from glassnet.reports.explain import explain
 
     model = load_model(args.model)
-    if args.command == "summary":
-        report = model.summary(args.input_shape, batch_size=args.batch_size)
-    else:
-        loss = args.loss or _config_loss(args.model)
-        report = explain(model, args.input_shape, batch_size=args.batch_size, loss=loss)
+    try:
+        if args.command == "summary":
+            report = model.summary(args.input_shape, batch_size=args.batch_size)
+        else:
+            loss = args.loss or _config_loss(args.model)
+            report = explain(
+                model, args.input_shape, batch_size=args.batch_size, loss=loss
+            )
+    except GlassnetError as exc:
+        if args.input_shape is None and "input_shape is required" in str(exc):
+            raise UsageError(  # the library's hint, in the command's terms
+                "the model's input shape cannot be inferred; pass --input-shape "
+                "with one example's shape, e.g. --input-shape 4 or --input-shape 1,6,6"
+            ) from None
+        raise
     print(report.to_markdown() if args.markdown else report.to_text())
     return 0
