@@ -105,3 +105,40 @@ def test_dense_l2_gradient_matches_pytorch(rng):
     objective = (out * torch.tensor(dout)).sum() + 0.2 * (W**2).sum()
     objective.backward()
     np.testing.assert_allclose(layer.weight.grad, W.grad.numpy().T, rtol=1e-10)
+
+
+def test_fit_and_evaluate_report_the_loss_with_its_penalty():
+    X, y = gn.datasets.make_blobs(40, centers=3, n_features=2, seed=0)
+    model = gn.Sequential(
+        gn.Dense(2, 4, l2=0.1), gn.Tanh(), gn.Dense(4, 3, l2=0.2), seed=0,
+        dtype=np.float64,
+    )  # fmt: skip
+    data_loss = gn.SoftmaxCrossEntropy().forward(model.predict(X), y)
+    penalty = 0.1 * np.sum(model[0].weight.data ** 2) + 0.2 * np.sum(
+        model[2].weight.data ** 2
+    )
+    evaluated = model.evaluate(X, y, loss="softmax_cross_entropy")["loss"]
+    assert evaluated == pytest.approx(data_loss + penalty, rel=1e-12)
+    # one full-batch epoch reports the loss at the weights it started from
+    history = model.fit(
+        X, y, loss="softmax_cross_entropy", optimizer=gn.SGD(lr=0.1),
+        batch_size=None, verbose=0,
+    )  # fmt: skip
+    assert history["loss"][0] == pytest.approx(data_loss + penalty, rel=1e-12)
+
+
+@pytest.mark.parametrize("clipnorm, clipped", [(1e-4, 3), (1e6, 0)])
+def test_history_counts_the_steps_clipping_changed(clipnorm, clipped):
+    X, y = gn.datasets.make_blobs(30, centers=2, n_features=2, seed=0)
+    model = gn.Sequential(gn.Dense(2, 2), seed=0)
+    history = model.fit(
+        X, y, loss="softmax_cross_entropy", epochs=2, batch_size=10, verbose=0,
+        optimizer=gn.SGD(lr=0.1, clipnorm=clipnorm),
+    )  # fmt: skip
+    assert history["clipped_steps"] == [clipped, clipped]
+
+
+def test_no_clipping_column_without_clipping():
+    X, y = gn.datasets.make_blobs(30, centers=2, n_features=2, seed=0)
+    history = gn.Sequential(gn.Dense(2, 2), seed=0).fit(X, y, verbose=0)
+    assert "clipped_steps" not in history.history

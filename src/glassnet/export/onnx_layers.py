@@ -65,8 +65,8 @@ from glassnet.nn.layers import (
     Softplus,
     Tanh,
 )
-from glassnet.nn.layers.base import Layer
-from glassnet.nn.layers.containers import Sequential, output_layer
+from glassnet.nn.layers.base import Layer, output_layer
+from glassnet.nn.layers.containers import Sequential
 
 MIN_OPSET = 17  # LayerNormalization; the opset every converter here is written for
 

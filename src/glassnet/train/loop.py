@@ -23,6 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -68,6 +69,18 @@ class Trainer:
             self._step_loss = SoftmaxCrossEntropy(loss.reduction)
             self._fused_softmax = True
         self._backward_layers = self.layers[:0:-1]  # all but the first, last first
+        self.clipping = (
+            getattr(optimizer, "clipnorm", None) is not None
+            or getattr(optimizer, "clipvalue", None) is not None
+        )
+        self.clipped_steps = 0
+        # layers with a regularization penalty (an l2 option): its value joins the
+        # reported loss; its gradient is already in their backward
+        self._penalized = [
+            layer
+            for _, layer in [("", model), *model.named_layers()]
+            if getattr(layer, "l2", 0) or type(layer).penalty is not Layer.penalty
+        ]
         self._first_backward = (
             self.layers[0].backward_params if self.layers else _no_gradient
         )
@@ -100,7 +113,11 @@ class Trainer:
             if dout is None:
                 raise self._returned_none(layer) from None
             raise
+        if self._penalized:  # the loss the gradients belong to
+            value += sum(layer.penalty() for layer in self._penalized)
         self.optimizer.step(self.params)
+        if self.clipping and self.optimizer.last_clip.clipped:
+            self.clipped_steps += 1  # reported per epoch in History
         self._last_x = x
         return value
 
@@ -224,6 +241,9 @@ def fit(
                 raise finite.restore(exc) from None
             if validation is not None:
                 logs.update(_validation_logs(model, *validation, loss, metrics))
+            if trainer.clipping:  # how many of the epoch's steps were clipped
+                logs["clipped_steps"] = trainer.clipped_steps
+                trainer.clipped_steps = 0
             logs["lr"] = optimizer.lr
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
@@ -264,19 +284,9 @@ def infer_loss(model, y) -> Loss:
 _PROBABILITY_LAYERS = {Softmax: "softmax", Sigmoid: "sigmoid"}
 
 
-def last_layer(model):
-    """The layer that produces model's output: its last layer, descending while
-    that is a container with a `layers` list (a nested Sequential); None for an
-    empty model."""
-    layer = model
-    while isinstance(getattr(layer, "layers", None), list) and layer.layers:
-        layer = layer.layers[-1]
-    return None if layer is model else layer
-
-
 def final_activation(model) -> str | None:
     """ "softmax" or "sigmoid" when the model ends in that layer, else None."""
-    return _activation_of(last_layer(model))
+    return _activation_of(output_layer(model))
 
 
 def _activation_of(layer) -> str | None:
@@ -298,7 +308,7 @@ def check_loss_fits_model(
     """
     if loss.input_kind == "values":
         return
-    last = last_layer(model)
+    last = output_layer(model)
     activation = _activation_of(last)
     if loss.input_kind == "logits" and activation is None:
         return  # the common case, decided without building a message
@@ -740,7 +750,8 @@ def _evaluate_prepared(
         outs.append(out)
     out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     rows = len(X) if weights is None else float(weights.sum())
-    logs = {"loss": total / rows if mean else total}
+    # as in training (and Keras): the layers' regularization penalties join the loss
+    logs = {"loss": (total / rows if mean else total) + total_penalty(model)}
     for name in metric_names:
         logs[name] = get_metric(name)(out, y, _threshold(loss))
     return logs

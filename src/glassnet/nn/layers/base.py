@@ -293,3 +293,14 @@ def check_l2(owner: str, l2) -> float:
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 >= 0:
         raise ConfigError(f"{owner}: l2 must be a number >= 0, got {l2!r}")
     return float(l2)
+
+
+def output_layer(model: Layer) -> Layer | None:
+    """The layer that produces model's output: its last layer, descending while
+    that is itself a container of layers in order (a nested Sequential, so a
+    nested model ending in Softmax still ends in Softmax); None for an empty
+    model."""
+    layer = model
+    while isinstance(getattr(layer, "layers", None), list) and layer.layers:
+        layer = layer.layers[-1]
+    return None if layer is model else layer

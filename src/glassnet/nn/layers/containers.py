@@ -12,7 +12,7 @@ from glassnet.nn.layers.activations import (
     Softmax,
     make_activation,
 )
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, output_layer
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.parameter import Parameter
 
@@ -358,13 +358,3 @@ class Sequential(Layer):
             "  " + repr(layer).replace("\n", "\n  ") for layer in self.layers
         )
         return f"Sequential(\n{inner},\n  seed={self.seed}, dtype={self.dtype.name}\n)"
-
-
-def output_layer(model: Layer) -> Layer | None:
-    """The layer that produces model's output: its last layer, descending while
-    that is itself a Sequential (a nested model ending in Softmax still ends in
-    Softmax); None for an empty model."""
-    layer = model
-    while isinstance(layer, Sequential) and layer.layers:
-        layer = layer.layers[-1]
-    return None if layer is model else layer
