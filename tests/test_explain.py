@@ -630,7 +630,6 @@ def test_cli_summary_and_explain_print_the_reports(tmp_path, capsys):
     [
         (["explain", "missing.safetensors"], "missing.safetensors"),
         (["explain", "{model}", "--input-shape", "3"], "in_features should be 3"),
-        (["summary", "{model}", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["explain", "{model}", "--loss", "hinge"], "unknown loss 'hinge'"),
     ],
 )

@@ -7,23 +7,35 @@
     clf.predict_proba(X)           # (N, K), columns in clf.classes_ order
 
 They follow scikit-learn's estimator contract (clone, get_params/set_params,
-Pipeline, GridSearchCV, partial_fit, warm_start) and pass its
+Pipeline, GridSearchCV, partial_fit, warm_start, sample_weight) and pass its
 `parametrize_with_checks`. Inside, each is a glassnet Sequential (`model_`)
-trained by glassnet's own fit, in float64, with a private random generator:
-NumPy's global random state is never read or written.
+trained by glassnet's own fit, in float64 (or dtype="float32"), with a private
+random generator: NumPy's global random state is never read or written.
+
+Saving: `clf.save("clf.safetensors")` and `GlassClassifier.load(...)` use
+glassnet's safe format (safetensors + JSON: weights, architecture, classes_,
+hyperparameters, history; nothing in the file is imported or executed).
+Pickling works too, but unpickling runs code named in the file: unpickle only
+files you trust.
 
 scikit-learn is imported here only, so `import glassnet` does not need it.
 """
 
 import copy
 import numbers
+import os
 
 import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import (
+        _check_sample_weight,
+        check_is_fitted,
+        validate_data,
+    )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "glassnet.sklearn needs scikit-learn; install it with "
@@ -35,12 +47,30 @@ from glassnet.nn.layers.activations import ACTIVATIONS
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
 from glassnet.nn.losses import loss_name
-from glassnet.train.callbacks import EarlyStopping
+from glassnet.train.callbacks import Callback, EarlyStopping
 from glassnet.train.loop import final_activation
 from glassnet.train.loop import fit as _fit
 from glassnet.train.optimizers import OPTIMIZERS, Optimizer
 
 __all__ = ["GlassClassifier", "GlassRegressor"]
+
+_LABEL_KINDS = {"i": "int64", "u": "int64", "b": "bool", "f": "float64", "U": "str"}
+
+
+def _json_labels(labels, what: str) -> list:
+    """Class labels as JSON values (int, float, bool or str), else ConfigError."""
+    out = []
+    for label in labels:
+        if isinstance(label, (np.generic,)):
+            label = label.item()
+        if not isinstance(label, (bool, int, float, str)):
+            raise ConfigError(
+                f"save: {what} holds the label {label!r} of type "
+                f"{type(label).__name__}; the safe format stores ints, floats, "
+                "bools and strings (pickle the estimator instead)"
+            )
+        out.append(label)
+    return out
 
 
 def _seed_from(random_state) -> int | None:
@@ -65,6 +95,40 @@ def _seed_from(random_state) -> int | None:
     )
 
 
+class _L2Step:
+    """alpha, scikit-learn's MLP convention: the objective of a batch of B rows is
+    its mean loss + alpha / (2 B) * (sum of squared weights), weights being the
+    parameters of two or more dimensions (biases are not penalised). The penalty's
+    gradient alpha / B * W is added to each weight's .grad just before the
+    optimizer's step: the estimator's optimizer instance gets this step in its
+    own __dict__ (fit has no hook between backward and step; the per-instance
+    attribute keeps every other method, the checkpoint state and pickling of the
+    optimizer unchanged)."""
+
+    def __init__(self, optimizer: Optimizer, alpha: float) -> None:
+        self.optimizer, self.alpha, self.rows = optimizer, float(alpha), 1
+
+    def __call__(self, params=None) -> None:
+        scale = self.alpha / self.rows
+        for p in params if params is not None else []:
+            if p.data.ndim >= 2:
+                p.grad += scale * p.data  # d/dW of alpha / (2 B) * ||W||^2
+        type(self.optimizer).step(self.optimizer, params)  # the class's own step
+
+
+class _BatchRows(Callback):
+    """Tells the _L2Step how many rows the current batch has."""
+
+    def __init__(self, step: _L2Step) -> None:
+        self.step = step
+
+    def on_batch_begin(self, batch: int, logs: dict) -> None:
+        self.step.rows = logs["size"]
+
+
+_DTYPES = ("float32", "float64")
+
+
 class _GlassEstimator(BaseEstimator):
     """Hyperparameters, validation and the training loop shared by both estimators.
 
@@ -86,8 +150,12 @@ class _GlassEstimator(BaseEstimator):
         verbose: int = 0,
         warm_start: bool = False,
         layers=None,
+        alpha: float = 0.0,
+        dtype="float64",
     ) -> None:
         # scikit-learn's contract: store the arguments untouched, validate in fit
+        self.alpha = alpha
+        self.dtype = dtype
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -162,6 +230,21 @@ class _GlassEstimator(BaseEstimator):
             raise ConfigError(
                 f"{name}: verbose must be 0, 1 or 2, got {self.verbose!r}"
             )
+        alpha = self.alpha
+        if not (
+            isinstance(alpha, numbers.Real)
+            and not isinstance(alpha, bool)
+            and 0.0 <= alpha < float("inf")
+        ):
+            raise ConfigError(f"{name}: alpha must be a number >= 0, got {alpha!r}")
+        try:
+            dtype_ok = np.dtype(self.dtype).name in _DTYPES
+        except TypeError:
+            dtype_ok = False
+        if not dtype_ok:
+            raise ConfigError(
+                f"{name}: dtype must be 'float32' or 'float64', got {self.dtype!r}"
+            )
         if self.layers is not None and not callable(self.layers):
             raise ConfigError(
                 f"{name}: layers must be None or a function "
@@ -173,7 +256,8 @@ class _GlassEstimator(BaseEstimator):
         """scikit-learn's validate_data (X alone, or X and y when y is given, even
         None), its errors re-raised as glassnet errors (still ValueError /
         TypeError) with the same message."""
-        kwargs = {"dtype": np.float64, "allow_nd": self.layers is not None}
+        allow_nd = self.layers is not None or getattr(self, "_custom_layers", False)
+        kwargs = {"dtype": self._dtype(), "allow_nd": allow_nd}
         if not (isinstance(y, str) and y == "no_validation"):
             kwargs.update(self._y_options())
         try:
@@ -183,6 +267,42 @@ class _GlassEstimator(BaseEstimator):
         except TypeError as exc:
             raise ArgumentTypeError(f"{type(self).__name__}: {exc}") from None
 
+    def _dtype(self):
+        try:
+            return (
+                np.dtype(self.dtype) if np.dtype(self.dtype).name in _DTYPES else None
+            )
+        except TypeError:
+            return None  # _check_params names it
+
+    def _weights(self, sample_weight, X, y):
+        """The rows' weights (N,) float, or None: sample_weight (scikit-learn's
+        convention: non-negative, not all zero) times the class weights."""
+        name = type(self).__name__
+        weights = None
+        if sample_weight is not None:
+            try:
+                weights = _check_sample_weight(
+                    sample_weight, X, dtype=np.float64, ensure_non_negative=True
+                )
+            except ValueError as exc:
+                raise DataError(f"{name}: sample_weight: {exc}") from None
+            except TypeError as exc:
+                raise ArgumentTypeError(f"{name}: sample_weight: {exc}") from None
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is not None:
+            try:
+                per_row = compute_sample_weight(class_weight, y)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: class_weight: {exc}") from None
+            weights = per_row if weights is None else weights * per_row
+        if weights is not None and not np.any(weights > 0):
+            raise DataError(
+                f"{name}: sample_weight is zero for every row (with class_weight "
+                "applied); at least one row needs a positive weight"
+            )
+        return weights
+
     # -- building and training ---------------------------------------------------
 
     def _build(self, sizes: tuple[int, ...], input_shape: tuple, n_outputs: int):
@@ -191,7 +311,7 @@ class _GlassEstimator(BaseEstimator):
             widths = [input_shape[0], *sizes, n_outputs]
             activations = [self.activation] * len(sizes) + ["linear"]
             model = Sequential.from_sizes(
-                widths, activations, seed=seed, dtype=np.float64
+                widths, activations, seed=seed, dtype=self._dtype()
             )
         else:
             built = self.layers(tuple(input_shape), n_outputs)
@@ -206,7 +326,8 @@ class _GlassEstimator(BaseEstimator):
                     f"{built!r}"
                 )
             # a fresh Sequential re-initialises every layer from random_state
-            model = Sequential(*built, seed=seed, dtype=np.float64)
+            model = Sequential(*built, seed=seed, dtype=self._dtype())
+            self._check_width(model, input_shape, n_outputs)
         if isinstance(self.optimizer, Optimizer):
             optimizer = copy.deepcopy(
                 self.optimizer
@@ -218,8 +339,39 @@ class _GlassEstimator(BaseEstimator):
         self.history_ = {}
         self.n_iter_ = 0
 
-    def _train(self, X, targets, epochs: int, early_stopping: bool) -> None:
+    def _check_width(self, model, input_shape: tuple, n_outputs: int) -> None:
+        """ConfigError when a layers= network's output width is not n_outputs."""
+        name = type(self).__name__
+        probe = np.zeros((1, *input_shape), dtype=self._dtype())
+        try:
+            width = model.predict(probe).reshape(1, -1).shape[1]  # (1, ...) -> (1, W)
+        except Exception as exc:  # the factory's network does not take X
+            raise ConfigError(
+                f"{name}: the network from layers(input_shape={tuple(input_shape)}, "
+                f"n_outputs={n_outputs}) fails on one row: {exc}"
+            ) from None
+        if width != n_outputs:
+            what = "targets" if isinstance(self, RegressorMixin) else "classes"
+            raise ConfigError(
+                f"{name}: the network from layers(input_shape, n_outputs="
+                f"{n_outputs}) outputs {width} values per row, expected {n_outputs} "
+                f"for the {what} of y; build the last layer with n_outputs"
+                + (" (1 logit for 2 classes)" if n_outputs == 1 else "")
+            )
+
+    def _train(
+        self, X, targets, epochs: int, early_stopping: bool, weights=None
+    ) -> None:
         callbacks = []
+        if self.alpha:  # the L2 penalty's gradient, added before each step
+            step = self.optimizer_.__dict__.get("step")
+            if not isinstance(step, _L2Step):
+                step = _L2Step(self.optimizer_, self.alpha)
+                self.optimizer_.step = step
+            step.alpha = float(self.alpha)
+            callbacks.append(_BatchRows(step))
+        else:
+            self.optimizer_.__dict__.pop("step", None)
         if early_stopping:
             callbacks.append(
                 EarlyStopping("val_loss", self.patience, restore_best_weights=True)
@@ -235,23 +387,26 @@ class _GlassEstimator(BaseEstimator):
             validation_split=self.validation_fraction if early_stopping else 0.0,
             callbacks=callbacks,
             verbose=int(self.verbose),
+            **({} if weights is None else {"sample_weight": weights}),
         )
         for key, values in history.history.items():
             self.history_.setdefault(key, []).extend(values)
         self.n_iter_ += len(history)
 
-    def _fit(self, X, y, *, partial: bool, classes=None):
+    def _fit(self, X, y, *, partial: bool, classes=None, sample_weight=None):
         sizes = self._check_params()
         fitted = hasattr(self, "model_")
         keep = fitted and (partial or self.warm_start)
         X, y = self._validate(X, y, reset=not keep)
         targets, n_outputs = self._prepare_targets(y, keep, partial, classes)
+        weights = self._weights(sample_weight, X, y)
         if not keep:
+            self._custom_layers = self.layers is not None
             self._build(sizes, X.shape[1:], n_outputs)
         if partial:
-            self._train(X, targets, 1, early_stopping=False)
+            self._train(X, targets, 1, early_stopping=False, weights=weights)
         else:
-            self._train(X, targets, self.epochs, early_stopping=self.early_stopping)
+            self._train(X, targets, self.epochs, self.early_stopping, weights=weights)
         return self
 
     # -- the estimator API ---------------------------------------------------------
@@ -264,6 +419,99 @@ class _GlassEstimator(BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
+
+    # -- the safe file format ------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted estimator to `path` in glassnet's safe format
+        (safetensors + JSON): the network's architecture and weights, and as JSON
+        the hyperparameters, classes_ / output shape, n_features_in_ and the
+        history. Read it back with `type(self).load(path)`. Not saved: the
+        optimizer's moments (warm_start after load starts them afresh), a layers=
+        function (load(path, layers=...) gives it back for refitting), and a
+        random_state or optimizer instance (saved as None / its name)."""
+        from glassnet.io.serialization import save
+
+        check_is_fitted(self)
+        save(self.model_, path, extra={"estimator": self._state()})
+
+    def _state(self) -> dict:
+        params = self.get_params()
+        params["layers"] = None
+        params["dtype"] = np.dtype(self._dtype()).name
+        if not isinstance(params["random_state"], numbers.Integral):
+            params["random_state"] = None
+        if isinstance(params["optimizer"], Optimizer):
+            by_class = {cls: key for key, cls in OPTIMIZERS.items()}
+            params["optimizer"] = by_class.get(type(params["optimizer"]), "adam")
+        if params.get("class_weight") not in (None, "balanced"):
+            params["class_weight"] = {
+                "keys": _json_labels(list(params["class_weight"]), "class_weight"),
+                "values": [float(v) for v in params["class_weight"].values()],
+            }
+        params["hidden_layer_sizes"] = list(np.atleast_1d(params["hidden_layer_sizes"]))
+        params["hidden_layer_sizes"] = [int(v) for v in params["hidden_layer_sizes"]]
+        state = {
+            "class": type(self).__name__,
+            "params": params,
+            "custom_layers": bool(getattr(self, "_custom_layers", False)),
+            "n_features_in": int(self.n_features_in_),
+            "loss": self.loss_,
+            "n_iter": int(self.n_iter_),
+            "history": {k: [float(v) for v in vs] for k, vs in self.history_.items()},
+        }
+        if hasattr(self, "feature_names_in_"):
+            state["feature_names_in"] = [str(v) for v in self.feature_names_in_]
+        state.update(self._target_state())
+        return state
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, layers=None):
+        """The estimator saved at `path` by save(), ready to predict and score.
+
+        layers: the layers= function it was fitted with, if any (needed only to
+        fit it again; predict uses the saved network). Raises ModelFileError for
+        a file that is not a saved estimator of this class.
+        """
+        from glassnet.errors import ModelFileError
+        from glassnet.io.serialization import load, read_extra
+
+        state = read_extra(path).get("estimator")
+        if not isinstance(state, dict) or state.get("class") != cls.__name__:
+            found = state.get("class") if isinstance(state, dict) else None
+            raise ModelFileError(
+                path,
+                f"is not a saved {cls.__name__} (holds "
+                + (f"a {found})" if found else "a plain glassnet model; use gn.load)"),
+            )
+        model = load(path)
+        try:
+            params = dict(state["params"])
+            if isinstance(params.get("class_weight"), dict):
+                cw = params["class_weight"]
+                params["class_weight"] = dict(
+                    zip(cw["keys"], cw["values"], strict=True)
+                )
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            est = cls(**{**params, "layers": layers})
+            est.model_ = model
+            est._custom_layers = bool(state["custom_layers"])
+            est.n_features_in_ = int(state["n_features_in"])
+            est.loss_ = str(state["loss"])
+            est.n_iter_ = int(state["n_iter"])
+            est.history_ = {k: list(v) for k, v in state["history"].items()}
+            if "feature_names_in" in state:
+                est.feature_names_in_ = np.asarray(state["feature_names_in"], object)
+            est._restore_target_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(
+                path, f"has estimator metadata that is incomplete or wrong ({exc})"
+            ) from None
+        if isinstance(est.optimizer, Optimizer):  # pragma: no cover - saved as name
+            est.optimizer_ = copy.deepcopy(est.optimizer)
+        else:
+            est.optimizer_ = OPTIMIZERS[est.optimizer.lower()](lr=est.learning_rate)
+        return est
 
     def _checked_input(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -309,7 +557,17 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
         any architecture; it replaces hidden_layer_sizes and
         activation. input_shape is one sample's shape, X.shape[1:]; the network
         must output n_outputs logits (K, or 1 for two classes), or end in
-        Softmax / Sigmoid. With `layers`, X may have more than two dimensions.
+        Softmax / Sigmoid; another output width is a ConfigError at fit. With
+        `layers`, X may have more than two dimensions.
+    alpha : float, default 0.0
+        L2 penalty, scikit-learn's MLP convention: each batch of B rows adds
+        alpha / (2 B) * (sum of the squared weights) to its loss (biases are not
+        penalised). The logged loss (history_, loss_curve_) excludes it.
+    dtype : "float64" (default) or "float32"
+        The network's parameters and the data it sees (float32 is faster).
+    class_weight : dict, "balanced" or None
+        Weights of the classes, multiplied into sample_weight: {label: weight},
+        or "balanced" for n_samples / (n_classes * count of the class).
 
     Attributes
     ----------
@@ -322,8 +580,60 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
     n_iter_ : int                epochs trained so far
     """
 
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation: str = "relu",
+        optimizer="adam",
+        learning_rate: float = 1e-3,
+        batch_size: int | None = 32,
+        epochs: int = 200,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        random_state=None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        layers=None,
+        alpha: float = 0.0,
+        dtype="float64",
+        class_weight=None,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            layers=layers,
+            alpha=alpha,
+            dtype=dtype,
+        )
+        self.class_weight = class_weight
+
     def _y_options(self) -> dict:
         return {"multi_output": False}
+
+    def _target_state(self) -> dict:
+        kind = _LABEL_KINDS.get(self.classes_.dtype.kind, "str")
+        if self.classes_.dtype.kind == "O":  # strings from a DataFrame, say
+            kind = "object"
+        return {
+            "classes": _json_labels(self.classes_, "classes_"),
+            "classes_dtype": kind,
+        }
+
+    def _restore_target_state(self, state: dict) -> None:
+        kind = state["classes_dtype"]
+        dtype = object if kind == "object" else kind
+        self.classes_ = np.asarray(state["classes"], dtype=dtype)
 
     def _prepare_targets(self, y, keep: bool, partial: bool, classes):
         name = type(self).__name__
@@ -372,14 +682,19 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
             return loss_name("probabilities", activation)
         return loss_name("logits", "sigmoid" if n_outputs == 1 else "softmax")
 
-    def fit(self, X, y) -> "GlassClassifier":
-        """Train on X (N, D) and labels y (N,); returns self."""
-        return self._fit(X, y, partial=False)
+    def fit(self, X, y, sample_weight=None) -> "GlassClassifier":
+        """Train on X (N, D) and labels y (N,); returns self. sample_weight (N,):
+        each row's weight in the loss, a weighted mean (scikit-learn's
+        convention: an integer weight acts like repeating the row, 0 like
+        leaving it out, up to the batches' composition)."""
+        return self._fit(X, y, partial=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, classes=None) -> "GlassClassifier":
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> "GlassClassifier":
         """One epoch on (X, y), continuing from the current weights and optimizer
         state. classes (every label that will occur) is required on the first call."""
-        return self._fit(X, y, partial=True, classes=classes)
+        return self._fit(
+            X, y, partial=True, classes=classes, sample_weight=sample_weight
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (N, K), columns in classes_ order, rows summing to 1."""
@@ -402,8 +717,9 @@ class GlassRegressor(RegressorMixin, _GlassEstimator):
 
     The default network is an MLP with a linear output of one unit per target,
     trained on mean squared error. Parameters and attributes are those of
-    GlassClassifier (no classes_); `layers(input_shape, n_outputs)` must output
-    n_outputs values per row. y may be (N,) or (N, T); predict returns the same.
+    GlassClassifier (no classes_, no class_weight); `layers(input_shape,
+    n_outputs)` must output n_outputs values per row. y may be (N,) or (N, T);
+    predict returns the same.
     """
 
     def _y_options(self) -> dict:
@@ -430,14 +746,21 @@ class GlassRegressor(RegressorMixin, _GlassEstimator):
     def _loss_name(model, n_outputs: int) -> str:
         return "mse"
 
-    def fit(self, X, y) -> "GlassRegressor":
-        """Train on X (N, D) and targets y (N,) or (N, T); returns self."""
-        return self._fit(X, y, partial=False)
+    def fit(self, X, y, sample_weight=None) -> "GlassRegressor":
+        """Train on X (N, D) and targets y (N,) or (N, T); returns self.
+        sample_weight (N,): each row's weight in the loss (see GlassClassifier)."""
+        return self._fit(X, y, partial=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y) -> "GlassRegressor":
+    def partial_fit(self, X, y, sample_weight=None) -> "GlassRegressor":
         """One epoch on (X, y), continuing from the current weights and optimizer
         state (the first call builds the network)."""
-        return self._fit(X, y, partial=True)
+        return self._fit(X, y, partial=True, sample_weight=sample_weight)
+
+    def _target_state(self) -> dict:
+        return {"n_outputs": int(self.n_outputs_), "y_1d": bool(self._y_1d)}
+
+    def _restore_target_state(self, state: dict) -> None:
+        self.n_outputs_, self._y_1d = int(state["n_outputs"]), bool(state["y_1d"])
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets: (N,) if fitted on y (N,), else (N, T)."""

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 
 from glassnet.errors import GlassnetError
@@ -11,6 +12,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glassnet",
         description="Small NumPy neural networks with checked gradients.",
+    )
+    from glassnet import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"glassnet {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
@@ -88,8 +94,46 @@ def demo(epochs: int, seed: int) -> int:
     return 0 if report.passed else 1
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT's KeyboardInterrupt would be: the same
+    cleanup and message, exit status 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand; the exit status: 0 done, 1 a bad file or a failed
+    check, 2 bad arguments (with the usage), 130 Ctrl-C, 143 SIGTERM."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (2)
+        return int(exc.code or 0)
+    previous = None
+    if hasattr(signal, "SIGTERM"):
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+    try:
+        return _run(parser, args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name, parser)
+    return parser  # pragma: no cover - build_parser always adds subcommands
+
+
+def _run(parser: argparse.ArgumentParser, args) -> int:
+    from glassnet.cli.commands import UsageError
+
     try:
         if args.command == "demo":
             return demo(args.epochs, args.seed)
@@ -105,9 +149,14 @@ def main(argv: list[str] | None = None) -> int:
             from glassnet.cli import export as export_command
 
             return export_command.run(args)
-    except KeyboardInterrupt:
+    except UsageError as exc:  # arguments argparse could not check alone
+        sub = _subparser(parser, args.command)
+        sub.print_usage(sys.stderr)
+        print(f"{sub.prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
         print("glassnet: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, _Terminated) else 130
     except BrokenPipeError:  # `glassnet ... | head` closed the pipe: exit quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit stays silent

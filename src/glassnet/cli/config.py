@@ -6,7 +6,8 @@
     [data]                          # one of builtin or path
     builtin = "iris"                # iris, xor, spirals, blobs
     # options = { n_samples = 300 } # passed to the data set's generator
-    # path = "train.csv"            # CSV (numbers; optional header row) or NPZ
+    # path = "train.csv"            # CSV (numbers; optional header row) or NPZ;
+                                    # the label column may hold class names
     # target = "species"            # CSV: the label column, a name or index (-1)
     # x_key = "X", y_key = "y"      # NPZ: the array names
 
@@ -84,6 +85,7 @@ class TrainConfig:
     model_path: str = ""
     history_path: str = ""
     checkpoint_path: str = ""
+    classes: list | None = None  # class names of a CSV's label column (load_data)
 
 
 def _fail(path: str, message: str) -> ConfigError:
@@ -186,8 +188,17 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     output = _check_keys(path, "output", raw.get("output", {}), _OUTPUT_KEYS)
     for key in output:
         _typed(path, f"output.{key}", output[key], (str,), "a file path")
-    cfg.model_path = os.path.join(base, output.get("model", stem + ".safetensors"))
-    cfg.history_path = os.path.join(base, output.get("history", stem + "-history.csv"))
+    # stem already holds the config's directory: join base only to given names
+    cfg.model_path = (
+        os.path.join(base, output["model"])
+        if "model" in output
+        else stem + ".safetensors"
+    )
+    cfg.history_path = (
+        os.path.join(base, output["history"])
+        if "history" in output
+        else stem + "-history.csv"
+    )
     if "checkpoint" in output:
         cfg.checkpoint_path = os.path.join(base, output["checkpoint"])
     return cfg
@@ -262,6 +273,15 @@ def load_data(
         if y is None:
             raise DataError(
                 f"{data['path']}: no target array {data.get('y_key', 'y')!r}"
+            )
+    if np.asarray(y).dtype.kind == "U":  # class names: sorted, saved with the model
+        names, y = np.unique(y, return_inverse=True)
+        cfg.classes = names.tolist()
+        if cfg.loss is not None and not takes_labels(cfg.loss):
+            raise DataError(
+                f"{cfg.source}: the label column holds class names "
+                f"({', '.join(cfg.classes[:5])}...), but loss {cfg.loss} does not "
+                "take class labels; use softmax_cross_entropy"
             )
     if takes_labels(cfg.loss):  # a CSV reads labels as floats
         y = np.asarray(y)

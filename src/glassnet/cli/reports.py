@@ -6,13 +6,11 @@
 
 MODEL_OR_CONFIG is a model file written by model.save, or a training config
 (TOML) whose model section builds the network. The report goes to stdout;
-a bad file or argument is one line on stderr and exit status 1.
+a bad argument exits 2 with the usage, a bad file is one line on stderr and
+exit status 1.
 """
 
 import argparse
-import sys
-
-from glassnet.errors import ConfigError, GlassnetError
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -30,6 +28,16 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
@@ -42,7 +50,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one example's shape, e.g. 4 or 1,6,6 (default: the first Dense's inputs)",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="N (default 32)")
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="N (default 32)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print Markdown")
 
 
@@ -87,13 +97,14 @@ def _config_loss(path: str) -> str | None:
 
 
 def run(args) -> int:
-    """Print the report `args.command` asks for; 0, or 1 with a one-line error."""
+    """Print the report `args.command` asks for; 0. Errors are raised and
+    printed by cli.main in the same one-line style as every subcommand."""
+    from glassnet.cli.commands import UsageError
+    from glassnet.errors import GlassnetError
     from glassnet.reports.explain import explain
 
+    model = load_model(args.model)
     try:
-        if args.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-        model = load_model(args.model)
         if args.command == "summary":
             report = model.summary(args.input_shape, batch_size=args.batch_size)
         else:
@@ -101,8 +112,12 @@ def run(args) -> int:
             report = explain(
                 model, args.input_shape, batch_size=args.batch_size, loss=loss
             )
-    except (GlassnetError, OSError) as exc:
-        print(f"glassnet {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except GlassnetError as exc:
+        if args.input_shape is None and "input_shape is required" in str(exc):
+            raise UsageError(  # the library's hint, in the command's terms
+                "the model's input shape cannot be inferred; pass --input-shape "
+                "with one example's shape, e.g. --input-shape 4 or --input-shape 1,6,6"
+            ) from None
+        raise
     print(report.to_markdown() if args.markdown else report.to_text())
     return 0

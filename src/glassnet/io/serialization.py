@@ -65,7 +65,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from glassnet.errors import ConfigError, ModelFileError
+from glassnet.errors import ArgumentTypeError, ConfigError, ModelFileError
 from glassnet.io._architecture import Builder, architecture, check
 from glassnet.io._architecture import is_int as _is_int
 from glassnet.io._architecture import short as _short
@@ -158,13 +158,36 @@ def _write(path, tensors: dict[str, np.ndarray], meta: dict) -> None:
     atomic_write(path, safetensors_save(tensors, metadata=metadata))
 
 
-def save(model, path: str | os.PathLike) -> None:
+def save(model, path: str | os.PathLike, *, extra: dict | None = None) -> None:
     """Write `model`'s architecture and weights to `path` (safetensors), atomically.
 
-    The same model (same weights) always gives the same bytes.
+    The same model (same weights) always gives the same bytes. extra: a JSON
+    object stored beside the architecture (the CLI's class names, an estimator's
+    classes_ and settings), read back with read_extra(path).
     """
     meta = {"format_version": FORMAT_VERSION, "architecture": architecture(model)}
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise ArgumentTypeError(
+                f"save: extra must be a dict of JSON values, got {type(extra).__name__}"
+            )
+        meta["extra"] = extra
+    _check_folder(path)
     _write(path, _model_tensors(model), meta)
+
+
+def _check_folder(path) -> None:
+    """ModelFileError naming the folder when the file's folder does not exist."""
+    folder = os.path.dirname(os.fspath(path))
+    if folder and not os.path.isdir(folder):
+        raise ModelFileError(
+            path, f"the folder {folder} does not exist; create it first"
+        )
+
+
+def read_extra(path: str | os.PathLike) -> dict:
+    """The `extra` JSON object saved with the model at `path` ({} if none)."""
+    return dict(ModelFile(path).meta.get("extra") or {})
 
 
 def save_weights(model, path: str | os.PathLike) -> None:
@@ -400,13 +423,15 @@ class ModelFile:
                 f"was written in format version {version}{newer}; this glassnet "
                 f"reads format versions {', '.join(map(str, _READABLE_VERSIONS))}"
             )
-        unknown = set(meta) - {"format_version", "architecture", "training"}
+        unknown = set(meta) - {"format_version", "architecture", "training", "extra"}
         if unknown:
             raise self._fail(f"has unknown metadata entries {sorted(unknown)}")
         meta.setdefault("architecture", None)
         check(meta["architecture"], version, self._fail)
         if meta.get("training") is not None and not isinstance(meta["training"], dict):
             raise self._fail("has training metadata that is not a JSON object")
+        if meta.get("extra") is not None and not isinstance(meta["extra"], dict):
+            raise self._fail("has extra metadata that is not a JSON object")
         return meta
 
     # -- building and reading ------------------------------------------------
@@ -570,6 +595,7 @@ __all__ = [
     "architecture",
     "load",
     "load_weights",
+    "read_extra",
     "save",
     "save_weights",
 ]
