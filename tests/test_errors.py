@@ -426,3 +426,32 @@ def test_every_error_class_is_documented_and_catchable_by_builtin_type():
     ]:
         assert issubclass(cls, GlassnetError) and issubclass(cls, builtin)
         assert cls.__doc__
+
+
+MISSING_NAMES = [
+    pytest.param(lambda gn: gn.BatchNorm, AttributeError, "BatchNorm1D", id="attr"),
+    pytest.param(
+        lambda gn: gn.Sequential(gn.Dense(2, 2), "batchnorm"),
+        gn.ConfigError,
+        "gn.BatchNorm1D\\(...\\)",
+        id="by-name",
+    ),
+    pytest.param(
+        lambda gn: gn.TimeDistributed,
+        AttributeError,
+        "docs/custom_layers.md",
+        id="attr-unknown",
+    ),
+    pytest.param(
+        lambda gn: gn.Sequential(gn.Dense(2, 2), "mish"),
+        gn.ConfigError,
+        "docs/custom_layers.md",
+        id="by-name-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize("use, error, hint", MISSING_NAMES)
+def test_a_missing_layer_points_to_what_exists_or_the_guide(use, error, hint):
+    with pytest.raises(error, match=hint):
+        use(gn)

@@ -221,7 +221,17 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"glassnet.{name}")
-    raise AttributeError(f"module 'glassnet' has no attribute {name!r}")
+    import difflib
+
+    close = difflib.get_close_matches(name, __all__, n=3, cutoff=0.6)
+    close += [
+        n for n in __all__ if n.lower().startswith(name.lower()) and n not in close
+    ]
+    hint = f"; did you mean {' or '.join(close[:3])}?" if close else ""
+    raise AttributeError(
+        f"module 'glassnet' has no attribute {name!r}{hint} (to write a layer "
+        "glassnet does not have, see docs/custom_layers.md)"
+    )
 
 
 def __dir__() -> list[str]:

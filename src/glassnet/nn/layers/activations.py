@@ -373,5 +373,22 @@ def make_activation(name: str) -> Layer:
     """Build the activation layer called `name` (see ACTIVATIONS)."""
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
         known = ", ".join(sorted(ACTIVATIONS))
-        raise ConfigError(f"unknown activation {name!r}; known activations: {known}")
+        raise ConfigError(
+            f"unknown activation {name!r}; known activations: {known}"
+            + _layer_hint(name)
+        )
     return ACTIVATIONS[name.lower()]()
+
+
+def _layer_hint(name) -> str:
+    """A pointer for a name that is a layer with arguments, or no layer at all."""
+    from glassnet.nn.layers.base import builtin_layers
+
+    if not isinstance(name, str):
+        return ""
+    key = name.lower().replace("_", "")
+    layers = [n for n in builtin_layers() if n.lower().startswith(key)]
+    if layers:
+        shown = " or ".join(f"gn.{n}(...)" for n in layers[:3])
+        return f"; {shown} is a layer with arguments: pass an instance, not a name"
+    return "; for a layer glassnet does not have, see docs/custom_layers.md"
