@@ -140,6 +140,13 @@ def _token_lstm(dtype):  # a sequence classifier on integer ids
     )
 
 
+def _token_tagger(dtype):  # one label per token: a per-step Dense head
+    return gn.Sequential(
+        gn.Embedding(10, 4), gn.GRU(4, 5, return_sequences=True),
+        gn.TimeDistributed(gn.Dense(5, 3)), seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
 def _recurrent(dtype):  # every recurrent layer and option, stacked
     return gn.Sequential(
         gn.GRU(2, 3, return_sequences=True, bidirectional=True),
@@ -178,7 +185,7 @@ MODELS = [
 
 
 def test_round_trip_models_cover_every_registered_layer():
-    makers = [p.values[0] for p in MODELS] + [_tokens, _token_lstm]
+    makers = [p.values[0] for p in MODELS] + [_tokens, _token_lstm, _token_tagger]
     used = {
         type(layer).__name__
         for make in makers
@@ -210,7 +217,9 @@ def test_round_trip_predictions_are_bitwise_equal(make, x_shape, dtype, tmp_path
     assert np.array_equal(model.predict(X), loaded.predict(X))
 
 
-@pytest.mark.parametrize("make", [_tokens, _token_lstm], ids=["flatten", "lstm"])
+@pytest.mark.parametrize(
+    "make", [_tokens, _token_lstm, _token_tagger], ids=["flatten", "lstm", "tagger"]
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_round_trip_of_an_embedding_model(dtype, make, tmp_path):
     model = _perturb(make(dtype))

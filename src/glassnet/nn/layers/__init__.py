@@ -44,6 +44,7 @@ from glassnet.nn.layers.positional import (
 )
 from glassnet.nn.layers.residual import Residual
 from glassnet.nn.layers.rnn import RNN
+from glassnet.nn.layers.time_distributed import TimeDistributed
 from glassnet.nn.layers.transformer import TransformerBlock
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "Softplus",
     "Tanh",
+    "TimeDistributed",
     "TransformerBlock",
     "make_activation",
     "scaled_dot_product_attention",
