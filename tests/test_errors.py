@@ -437,7 +437,7 @@ MISSING_NAMES = [
         id="by-name",
     ),
     pytest.param(
-        lambda gn: gn.TimeDistributed,
+        lambda gn: gn.MixtureOfExperts,
         AttributeError,
         "docs/custom_layers.md",
         id="attr-unknown",
