@@ -325,9 +325,12 @@ class LayerNormMLPReference(_NormMLPReference):
         )  # (N, D)
 
     def activation(self, z):
-        c = np.sqrt(2.0 / np.pi)
-        t = np.tanh(c * (z + 0.044715 * z**3))  # (N, D)
+        # z * z * z, not z**3: float32 power takes 1.4 ms at (256, 128) here, the
+        # product 4 us; c a Python float, so float32 stays float32
+        c = float(np.sqrt(2.0 / np.pi))
+        z2 = z * z  # (N, D)
+        t = np.tanh(c * (z + 0.044715 * z2 * z))  # (N, D)
         a = 0.5 * z * (1.0 + t)
-        du = c * (1.0 + 3 * 0.044715 * z**2)  # d(inner)/dz
+        du = c * (1.0 + 3 * 0.044715 * z2)  # d(inner)/dz
         dadz = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
         return a, dadz
