@@ -189,7 +189,10 @@ def time_case(case: Case) -> dict[str, list[float]]:
 
 
 def summarize(case: Case, times: dict[str, list[float]]) -> dict:
-    ref = statistics.median(times[REFERENCE]) if REFERENCE in times else None
+    # ratios divide by the NumPy reference, or by the target row where a case
+    # has no NumPy reference (the PyTorch-only cases)
+    base = REFERENCE if REFERENCE in times else case.target_impl
+    ref = statistics.median(times[base]) if base in times else None
     rows = {}
     for name, values in times.items():
         median = statistics.median(values)
@@ -201,6 +204,7 @@ def summarize(case: Case, times: dict[str, list[float]]) -> dict:
             "note": case.impls[name].note,
         }
     result = {"what": case.what, "unit": case.unit, "target": case.target}
+    result["ratio_to"] = base if ref else None
     result["rows"] = rows
     result["skipped"] = case.skipped
     glassnet = rows.get("glassnet")
@@ -224,6 +228,8 @@ def print_case(name: str, result: dict) -> None:
         head += f"; target: glassnet {target}"
     elif target is not None:
         head += f"; target: glassnet <= {target}x {REFERENCE}"
+    if result.get("ratio_to") not in (None, REFERENCE):
+        head += f"; ratios to {result['ratio_to']} (no NumPy reference)"
     print(head)
     print(f"  {'implementation':<22}{'median':>11}{'min':>11}{'max':>11}{'ratio':>8}")
     for impl, row in result["rows"].items():
@@ -299,7 +305,8 @@ def add_step_case(case, model, loss, optimizer, X, y, reference, epochs_per_fit)
     case.impls["glassnet"] = Impl(
         lambda: trainer.step(X, y), note="Trainer.step, the loop inside fit"
     )
-    case.impls[REFERENCE] = Impl(lambda: reference.step(X, y), note="by hand")
+    if reference is not None:  # else the case's ratios divide by case.target_impl
+        case.impls[REFERENCE] = Impl(lambda: reference.step(X, y), note="by hand")
 
     def fit_per_step():
         model.fit(
@@ -620,6 +627,202 @@ def case_cnn(quick: bool) -> Case:
     return case
 
 
+# -- layers of issues 13 and 14: glassnet against PyTorch eager -------------------
+#
+# Each builder below makes the glassnet model and the PyTorch module doing the same
+# math with the same weights; tests/test_benchmarks.py runs both for three steps in
+# float64 and compares losses and weights.
+
+
+def copy_into_torch(torch, model, net) -> None:
+    """Copy glassnet `model`'s parameters into torch module `net`, in order; Dense
+    weights (in, out) are transposed into Linear's (out, in)."""
+    import glassnet as gn
+
+    ours = [
+        p.data.T if isinstance(layer, gn.Dense) and p is layer.weight else p.data
+        for layer in model.layers
+        for p in layer.parameters()
+    ]
+    theirs = list(net.parameters())
+    assert len(ours) == len(theirs), (len(ours), len(theirs))
+    with torch.no_grad():
+        for data, t in zip(ours, theirs, strict=True):
+            t.copy_(torch.from_numpy(np.ascontiguousarray(data)))
+
+
+def conv1d_model(dtype=None):
+    import glassnet as gn
+
+    return gn.Sequential(
+        gn.Conv1D(1, 16, 5), gn.ReLU(), gn.MaxPool1D(2),
+        gn.Conv1D(16, 32, 5), gn.ReLU(), gn.GlobalAvgPool1D(), gn.Dense(32, 4),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def conv1d_torch(torch, model):
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv1d(1, 16, 5), nn.ReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(16, 32, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+        nn.Linear(32, 4),
+    )  # fmt: skip
+    return net
+
+
+def batchnorm_model(dtype=None):
+    import glassnet as gn
+
+    return gn.Sequential(
+        gn.Dense(64, 128), gn.BatchNorm1D(128), gn.ReLU(), gn.Dense(128, 10),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def batchnorm_torch(torch, model):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10)
+    )
+
+
+def layernorm_model(dtype=None):
+    import glassnet as gn
+
+    return gn.Sequential(
+        gn.Dense(64, 128), gn.LayerNorm(128), gn.GELU("tanh"), gn.Dense(128, 10),
+        seed=0, dtype=dtype,
+    )  # fmt: skip
+
+
+def layernorm_torch(torch, model):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.LayerNorm(128), nn.GELU(approximate="tanh"),
+        nn.Linear(128, 10),
+    )  # fmt: skip
+
+
+def gru_model(dtype=None):
+    import glassnet as gn
+
+    return gn.Sequential(
+        gn.Embedding(20, 16), gn.GRU(16, 32), gn.Dense(32, 4), seed=0, dtype=dtype
+    )
+
+
+def gru_torch(torch, model):
+    nn = torch.nn
+
+    class GRUClassifier(nn.Module):
+        """Embedding, GRU (batch first), the last step's hidden state, Linear."""
+
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(20, 16)
+            self.gru = nn.GRU(16, 32, batch_first=True)
+            self.linear = nn.Linear(32, 4)
+
+        def forward(self, ids):
+            out, _ = self.gru(self.embedding(ids))  # (N, T, 32)
+            return self.linear(out[:, -1])  # (N, 4)
+
+    return GRUClassifier()
+
+
+def sequence_data(n: int, T: int = 30, seed: int = 0):
+    """(n, T) token ids in [0, 20) and (n,) labels in [0, 4)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 20, (n, T)), rng.integers(0, 4, n)
+
+
+# case: (glassnet model builder, torch module builder, optimizer, learning rate)
+TORCH_PAIRS = {
+    "conv1d": (conv1d_model, conv1d_torch, "sgd", 0.01),
+    "batchnorm": (batchnorm_model, batchnorm_torch, "sgd", 0.1),
+    "layernorm": (layernorm_model, layernorm_torch, "sgd", 0.1),
+    "gru": (gru_model, gru_torch, "adam", 1e-3),
+}
+
+
+def torch_pair(torch, name: str, model):
+    """The torch module of case `name` with `model`'s weights, and its optimizer."""
+    _, make_net, opt, lr = TORCH_PAIRS[name]
+    net = make_net(torch, model)
+    copy_into_torch(torch, model, net)
+    if opt == "sgd":
+        return net, torch.optim.SGD(net.parameters(), lr=lr)
+    return net, torch.optim.Adam(net.parameters(), lr=lr)
+
+
+def glassnet_optimizer(name: str):
+    import glassnet as gn
+
+    _, _, opt, lr = TORCH_PAIRS[name]
+    return gn.SGD(lr=lr) if opt == "sgd" else gn.Adam(lr=lr)
+
+
+def torch_case(name: str, what: str, X, y, reference=None) -> Case:
+    """glassnet's Trainer.step and fit against PyTorch eager (target: <= torch),
+    and the hand-written NumPy reference where there is one."""
+    case = Case(name, what, "step", None, target_impl="torch")
+    model = TORCH_PAIRS[name][0]()
+    add_step_case(case, model, "softmax_cross_entropy", glassnet_optimizer(name),
+                  X, y, reference and reference(model), 5)  # fmt: skip
+    torch = torch_setup()
+    if torch is None:
+        case.skipped["torch"] = "torch is not installed"
+        return case
+    net, opt = torch_pair(torch, name, TORCH_PAIRS[name][0]())
+    tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+    case.impls["torch"] = Impl(
+        torch_step(torch, net, torch.nn.CrossEntropyLoss(), opt, tx, ty)
+    )
+    return case
+
+
+def case_conv1d(quick: bool) -> Case:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 1, 128), dtype=np.float32)
+    y = rng.integers(0, 4, 64)
+    what = ("Conv1D(1,16,5) ReLU MaxPool1D(2) Conv1D(16,32,5) ReLU GlobalAvgPool1D "
+            "Dense(32,4), batch 64, length 128, SGD step")  # fmt: skip
+    case = torch_case("conv1d", what, X, y)
+    case.impls["glassnet"].note += " (no NumPy reference: against torch only)"
+    return case
+
+
+def case_batchnorm(quick: bool) -> Case:
+    from references import BatchNormMLPReference
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 64), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    what = "Dense 64-128 BatchNorm1D ReLU Dense 128-10, batch 256, SGD step"
+    reference = lambda model: BatchNormMLPReference.from_model(model, 0.1)  # noqa: E731
+    return torch_case("batchnorm", what, X, y, reference)
+
+
+def case_layernorm(quick: bool) -> Case:
+    from references import LayerNormMLPReference
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 64), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    what = "Dense 64-128 LayerNorm GELU(tanh) Dense 128-10, batch 256, SGD step"
+    reference = lambda model: LayerNormMLPReference.from_model(model, 0.1)  # noqa: E731
+    return torch_case("layernorm", what, X, y, reference)
+
+
+def case_gru(quick: bool) -> Case:
+    X, y = sequence_data(64)
+    what = "Embedding(20,16) GRU(16,32) Dense(32,4), batch 64, T 30, Adam step"
+    case = torch_case("gru", what, X, y)
+    case.impls["glassnet"].note += " (no NumPy reference: against torch only)"
+    return case
+
+
 # -- fresh-interpreter cases ----------------------------------------------------
 
 
@@ -807,6 +1010,10 @@ TIMED_CASES = {
     "mlp_large_batch": case_mlp_large_batch,
     "autoencoder": case_autoencoder,
     "cnn": case_cnn,
+    "conv1d": case_conv1d,
+    "batchnorm": case_batchnorm,
+    "layernorm": case_layernorm,
+    "gru": case_gru,
 }
 CASES = [*TIMED_CASES, "import", "memory"]
 
@@ -835,7 +1042,7 @@ def print_summary(results: dict) -> None:
             g = rows["glassnet"]
             got = f"{g['wall_s']:.3f} s, {g['peak_rss_mib']:.1f} MiB"
         elif "glassnet" in rows and rows["glassnet"].get("ratio") is not None:
-            got = f"{rows['glassnet']['ratio']:.2f}x {REFERENCE}"
+            got = f"{rows['glassnet']['ratio']:.2f}x {result.get('ratio_to')}"
         else:
             print(f"  {name:<17}skipped")
             continue
@@ -853,7 +1060,10 @@ def markdown(facts: dict, results: dict) -> str:
         target = result.get("target")
         target = f"<= {target}x {REFERENCE}" if isinstance(target, float) else target
         verdict = {True: "met", False: "**missed**"}.get(result.get("met"), "-")
-        lines += ["", f"**{name}**: {result['what']}; target {target}: {verdict}", ""]
+        lines += ["", f"**{name}**: {result['what']}; target {target}: {verdict}"]
+        if result.get("ratio_to") not in (None, REFERENCE):
+            lines[-1] += f" (ratios to {result['ratio_to']}: no NumPy reference)"
+        lines += [""]
         if name == "import":
             lines += ["| module | wall median | min - max | import | peak RSS |"]
             lines += ["|---|---|---|---|---|"]

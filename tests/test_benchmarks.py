@@ -41,8 +41,10 @@ def test_quick_run_prints_every_case(tmp_path):
         rows = results["cases"][name]["rows"]
         skipped = results["cases"][name]["skipped"]
         assert "glassnet" in rows or "glassnet" in skipped, name
-        if "glassnet" in rows:
-            assert rows[run.REFERENCE]["ratio"] == pytest.approx(1.0)
+        if "glassnet" in rows:  # ratios divide by numpy, or torch where no numpy
+            base = results["cases"][name]["ratio_to"]
+            assert base == (run.REFERENCE if run.REFERENCE in rows else "torch")
+            assert rows[base]["ratio"] == pytest.approx(1.0)
             assert rows["glassnet"]["median_s"] > 0
 
 
@@ -108,7 +110,25 @@ def _cnn(dtype):
     return model, "softmax_cross_entropy", gn.SGD(lr=0.01), ref, X, y
 
 
-@pytest.mark.parametrize("make", [_iris, _xor, _autoencoder, _mlp, _cnn])
+def _batchnorm(dtype):
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(16, 64)), rng.integers(0, 10, 16)
+    model = run.batchnorm_model(dtype)
+    ref = references.BatchNormMLPReference.from_model(model, lr=0.1)
+    return model, "softmax_cross_entropy", gn.SGD(lr=0.1), ref, X, y
+
+
+def _layernorm(dtype):
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(16, 64)), rng.integers(0, 10, 16)
+    model = run.layernorm_model(dtype)
+    ref = references.LayerNormMLPReference.from_model(model, lr=0.1)
+    return model, "softmax_cross_entropy", gn.SGD(lr=0.1), ref, X, y
+
+
+@pytest.mark.parametrize(
+    "make", [_iris, _xor, _autoencoder, _mlp, _cnn, _batchnorm, _layernorm]
+)
 def test_reference_does_glassnets_math(make):
     """Same weights in both, three training steps: same losses, same weights."""
     model, loss, optimizer, ref, X, y = make(np.float64)
@@ -134,3 +154,41 @@ def test_fit_epoch_is_the_reference_steps():
         ref.step(X[start : start + 40], y[start : start + 40])
     for p, expected in zip(model.parameters(), ref.params(), strict=True):
         np.testing.assert_allclose(p.data, expected, rtol=1e-9, atol=1e-12)
+
+
+def _torch_case_data(name):
+    rng = np.random.default_rng(5)
+    if name == "conv1d":
+        return rng.normal(size=(8, 1, 40)), rng.integers(0, 4, 8)
+    if name == "gru":
+        return run.sequence_data(8, T=7, seed=5)
+    return rng.normal(size=(16, 64)), rng.integers(0, 10, 16)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", list(run.TORCH_PAIRS))
+def test_torch_module_does_glassnets_math(name):
+    """The PyTorch rows of the layer cases (the only comparison conv1d and gru
+    have): same weights, three steps in float64, same losses and weights."""
+    torch = pytest.importorskip("torch")
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = run.TORCH_PAIRS[name][0](np.float64)
+        net, opt = run.torch_pair(torch, name, model)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    X, y = _torch_case_data(name)
+    step = run.torch_step(torch, net, torch.nn.CrossEntropyLoss(), opt,
+                          torch.from_numpy(X), torch.from_numpy(y))  # fmt: skip
+    loss = gn.losses.get_loss("softmax_cross_entropy")
+    with gn.Trainer(model, loss, run.glassnet_optimizer(name)) as trainer:
+        for _ in range(3):
+            assert trainer.step(X, y) == pytest.approx(step(), rel=1e-10, abs=1e-12)
+    for p, t in zip(model.parameters(), net.parameters(), strict=True):
+        theirs = t.detach().numpy()
+        theirs = theirs if theirs.shape == p.data.shape else theirs.T
+        np.testing.assert_allclose(p.data, theirs, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(
+        model.parameters()[0].data,
+        run.TORCH_PAIRS[name][0](np.float64).parameters()[0].data,
+    )
