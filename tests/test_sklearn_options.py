@@ -176,3 +176,25 @@ def test_load_refuses_other_files(iris, tmp_path):
         GlassClassifier.load(tmp_path / "plain.st")
     with pytest.raises(Exception, match="not fitted"):
         GlassClassifier().save(tmp_path / "unfitted.st")
+
+
+def test_alpha_penalty_is_in_the_logged_loss_and_a_layers_own_l2_is_kept():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    common = dict(
+        hidden_layer_sizes=(), optimizer="sgd", learning_rate=1e-12,
+        batch_size=None, epochs=1, random_state=0,
+    )  # fmt: skip
+    plain = GlassRegressor(**common).fit(X, y)
+    penalized = GlassRegressor(alpha=2.0, **common).fit(X, y)
+    W = penalized.model_.parameters()[0].data
+    penalty = 2.0 / (2 * 20) * float(np.sum(W**2))  # scikit-learn's alpha / (2 B)
+    assert penalized.loss_curve_[0] == pytest.approx(
+        plain.loss_curve_[0] + penalty, rel=1e-9
+    )
+
+    def layers(input_shape, n_outputs):  # the user's own l2 option
+        return [gn.Dense(input_shape[0], n_outputs, l2=0.3)]
+
+    est = GlassRegressor(layers=layers, epochs=1, random_state=0).fit(X, y)
+    assert [layer.l2 for _, layer in est.model_.named_layers()] == [0.3]

@@ -95,35 +95,21 @@ def _seed_from(random_state) -> int | None:
     )
 
 
-class _L2Step:
-    """alpha, scikit-learn's MLP convention: the objective of a batch of B rows is
-    its mean loss + alpha / (2 B) * (sum of squared weights), weights being the
-    parameters of two or more dimensions (biases are not penalised). The penalty's
-    gradient alpha / B * W is added to each weight's .grad just before the
-    optimizer's step: the estimator's optimizer instance gets this step in its
-    own __dict__ (fit has no hook between backward and step; the per-instance
-    attribute keeps every other method, the checkpoint state and pickling of the
-    optimizer unchanged)."""
+class _ScikitL2(Callback):
+    """alpha, scikit-learn's MLP convention, on glassnet's own per-layer penalty:
+    the objective of a batch of B rows is its mean loss + alpha / (2 B) * (sum of
+    the squared weights of the Dense and Conv layers; biases are not penalised),
+    so each such layer's l2 is set to alpha / (2 B) before every batch. The
+    penalty's gradient then comes from the layers' own backward and its value
+    joins the logged loss, as in scikit-learn's loss_curve_."""
 
-    def __init__(self, optimizer: Optimizer, alpha: float) -> None:
-        self.optimizer, self.alpha, self.rows = optimizer, float(alpha), 1
-
-    def __call__(self, params=None) -> None:
-        scale = self.alpha / self.rows
-        for p in params if params is not None else []:
-            if p.data.ndim >= 2:
-                p.grad += scale * p.data  # d/dW of alpha / (2 B) * ||W||^2
-        type(self.optimizer).step(self.optimizer, params)  # the class's own step
-
-
-class _BatchRows(Callback):
-    """Tells the _L2Step how many rows the current batch has."""
-
-    def __init__(self, step: _L2Step) -> None:
-        self.step = step
+    def __init__(self, layers: list, alpha: float) -> None:
+        self.layers, self.alpha = layers, float(alpha)
 
     def on_batch_begin(self, batch: int, logs: dict) -> None:
-        self.step.rows = logs["size"]
+        l2 = self.alpha / (2.0 * logs["size"])
+        for layer in self.layers:
+            layer.l2 = l2
 
 
 _DTYPES = ("float32", "float64")
@@ -363,15 +349,19 @@ class _GlassEstimator(BaseEstimator):
         self, X, targets, epochs: int, early_stopping: bool, weights=None
     ) -> None:
         callbacks = []
-        if self.alpha:  # the L2 penalty's gradient, added before each step
-            step = self.optimizer_.__dict__.get("step")
-            if not isinstance(step, _L2Step):
-                step = _L2Step(self.optimizer_, self.alpha)
-                self.optimizer_.step = step
-            step.alpha = float(self.alpha)
-            callbacks.append(_BatchRows(step))
-        else:
-            self.optimizer_.__dict__.pop("step", None)
+        penalized = [
+            layer for _, layer in self.model_.named_layers() if hasattr(layer, "l2")
+        ]
+        rows = len(X) if self.batch_size is None else min(self.batch_size, len(X))
+        if self.alpha:  # set before fit, so that fit counts the penalty
+            for layer in penalized:
+                layer.l2 = self.alpha / (2.0 * rows)
+            callbacks.append(_ScikitL2(penalized, self.alpha))
+        elif getattr(self, "_alpha_was_set", False):  # a warm start without alpha
+            for layer in penalized:
+                layer.l2 = 0.0
+        # a layers= network's own l2 options are left alone unless alpha is given
+        self._alpha_was_set = bool(self.alpha)
         if early_stopping:
             callbacks.append(
                 EarlyStopping("val_loss", self.patience, restore_best_weights=True)
@@ -561,8 +551,10 @@ class GlassClassifier(ClassifierMixin, _GlassEstimator):
         `layers`, X may have more than two dimensions.
     alpha : float, default 0.0
         L2 penalty, scikit-learn's MLP convention: each batch of B rows adds
-        alpha / (2 B) * (sum of the squared weights) to its loss (biases are not
-        penalised). The logged loss (history_, loss_curve_) excludes it.
+        alpha / (2 B) * (sum of the squared weights of the Dense and Conv
+        layers) to its loss (biases are not penalised), through the layers' own
+        l2 option; the logged loss (history_, loss_curve_) includes it, as in
+        scikit-learn.
     dtype : "float64" (default) or "float32"
         The network's parameters and the data it sees (float32 is faster).
     class_weight : dict, "balanced" or None
