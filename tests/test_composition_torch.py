@@ -18,17 +18,7 @@ F = torch.nn.functional
 
 pytestmark = pytest.mark.torch
 
-RTOL, ATOL = 1e-10, 1e-13
-
-
-def close(actual, expected, what=""):
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().numpy()
-    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
-
-
-def tensor(a, grad=False):
-    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+from torch_oracle_helpers import close, tensor  # noqa: E402
 
 
 class TorchResidual(torch.nn.Module):
