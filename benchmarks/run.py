@@ -175,6 +175,7 @@ class Case:
     beat: tuple = ()  # rows glassnet must be no slower than; PEERS: every peer
     floor: tuple | None = None  # (row, x): glassnet within x times that row
     steady: float | None = None  # glassnet's max / min over rounds at most this
+    keep: object = None  # what the impls need alive while timed (a temporary folder)
 
 
 def calibrate(impl: Impl, block_s: float) -> int:
@@ -1049,6 +1050,155 @@ def case_transformer(quick: bool) -> Case:
     return case
 
 
+# -- the training loop's own overhead: glassnet against glassnet ------------------
+
+
+def case_cli_train(quick: bool) -> Case:
+    """`glassnet train` on the README's Iris config against `fit` doing the same
+    work (benchmarks/cli_train_vs_fit.py), both in this process."""
+    import cli_train_vs_fit as cli
+
+    epochs = 5 if quick else 500
+    folder = tempfile.TemporaryDirectory()  # removed when the case is collected
+    config = os.path.join(folder.name, "iris.toml")
+    Path(config).write_text(cli.CONFIG.replace("epochs = 500", f"epochs = {epochs}"))
+    what = (f"Iris 4-8-3 tanh, Adam, batch 16, validation_split 0.2, {epochs} "
+            "epochs")  # fmt: skip
+    case = Case("cli_train", what, "run", 1.5, target_impl="fit", rounds=5, reps=1)
+    case.keep = folder
+    case.impls["glassnet"] = Impl(
+        lambda: cli.run_train(config), note="glassnet train config.toml -q"
+    )
+    case.impls["fit"] = Impl(lambda: cli.run_fit(config), note="model.fit, same work")
+    return case
+
+
+def case_fit_loop(quick: bool) -> Case:
+    """fit(epochs=1) called N times (the scikit-learn partial_fit / Keras habit)
+    against one fit(epochs=N), on Iris."""
+    import glassnet as gn
+
+    X, y = gn.datasets.load_iris()
+    X = X.astype(np.float32)
+    epochs = 3 if quick else 50
+    what = f"Iris 4-8-3 tanh, Adam, batch 16, {epochs} epochs"
+    case = Case("fit_loop", what, "epoch", 1.05, target_impl="fit", rounds=7, reps=1)
+
+    def make():
+        return gn.Sequential(gn.Dense(4, 8), gn.Tanh(), gn.Dense(8, 3), seed=0)
+
+    looped, once = make(), make()
+    kw = {"loss": "softmax_cross_entropy", "batch_size": 16, "verbose": 0}
+    looped_opt, once_opt = gn.Adam(lr=0.01), gn.Adam(lr=0.01)
+
+    def loop():
+        for _ in range(epochs):
+            looped.fit(X, y, optimizer=looped_opt, epochs=1, **kw)
+
+    case.impls["glassnet"] = Impl(
+        loop, note=f"fit(epochs=1) x {epochs}, per epoch", units=epochs
+    )
+    case.impls["fit"] = Impl(
+        lambda: once.fit(X, y, optimizer=once_opt, epochs=epochs, **kw),
+        note=f"fit(epochs={epochs}), per epoch", units=epochs,
+    )  # fmt: skip
+    return case
+
+
+# -- mlp_long: epoch after epoch, where float32 Adam meets subnormal numbers -------
+
+
+def subnormal_count(arrays) -> int | None:
+    """How many entries of the float arrays are subnormal (nonzero, below the
+    smallest normal number of their dtype); None without arrays."""
+    if not arrays or any(a is None for a in arrays):
+        return None
+    count = 0
+    for a in arrays:
+        a = np.asarray(a)
+        count += int(np.count_nonzero((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)))
+    return count
+
+
+def run_mlp_long_case(quick: bool) -> dict:
+    """The mlp network, Adam, many epochs on uniform inputs with random labels:
+    ReLU units die, their gradients are exactly 0, and float32 Adam moments decay
+    by 0.9 per step into subnormal numbers, which the CPU processes slowly. Each
+    epoch is timed, implementations interleaved epoch by epoch."""
+    from references import MLPReference
+
+    import glassnet as gn
+
+    n, epochs, batch = (256, 2, 128) if quick else (12_800, 12, 128)
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784), dtype=np.float32)  # uniform in [0, 1): units die
+    y = rng.integers(0, 10, n)
+    model, optimizer = make_mlp(), gn.Adam()
+    params = initial_params(model)
+    reference = MLPReference(dense_weights(model))
+    ref_rng = np.random.default_rng(1)
+    fit = {"loss": "softmax_cross_entropy", "batch_size": batch, "verbose": 0}
+    # name: (one epoch, Adam's first moments, one untimed step before epoch 1)
+    impls = {
+        "glassnet": (lambda: model.fit(X, y, optimizer=optimizer, **fit),
+                     lambda: [optimizer.state_arrays().get("m")],
+                     lambda: model.fit(X[:batch], y[:batch], optimizer=optimizer,
+                                       **fit)),
+        REFERENCE: (lambda: reference.epoch(X, y, batch, ref_rng),
+                    lambda: reference.m,
+                    lambda: reference.step(X[:batch], y[:batch])),
+    }  # fmt: skip
+    skipped = {}
+    if optional_spec("jax") is None:
+        skipped["jax jit"] = "jax is not installed"
+    else:
+        import jax_references as jr
+
+        jax_epochs = jr.JaxEpochs(params, X, y, batch, np.random.default_rng(1))
+        impls["jax jit"] = (
+            jax_epochs.epoch_jit, lambda: jax_epochs.state[1], jax_epochs.one_step
+        )
+    for _, _, warm in impls.values():
+        warm()
+    times: dict[str, list[float]] = {name: [] for name in impls}
+    order = list(impls)
+    for e in range(epochs):
+        for name in order if e % 2 == 0 else order[::-1]:
+            time.sleep(0.01 if quick else PAUSE_S)
+            start = time.perf_counter()
+            impls[name][0]()
+            times[name].append(time.perf_counter() - start)
+    rows = {}
+    for name, values in times.items():
+        rows[name] = {
+            "epochs_s": values,
+            "first_s": values[0],
+            "last_s": values[-1],
+            "ratio": values[-1] / values[0],
+            "subnormal_m": subnormal_count(impls[name][1]()),
+        }
+    what = (f"784-256-128-10 ReLU, Adam, batch {batch}, {epochs} epochs of {n:,} "
+            "uniform float32 samples, random labels")  # fmt: skip
+    target = 1.2
+    return {"what": what, "unit": "epoch", "target": f"last / first epoch <= {target}",
+            "ratio_to": "its first epoch", "rows": rows, "skipped": skipped,
+            "met": rows["glassnet"]["ratio"] <= target}  # fmt: skip
+
+
+def print_mlp_long_case(result: dict) -> None:
+    print(f"mlp_long: {result['what']}; target: glassnet {result['target']}")
+    print(f"  {'implementation':<16}{'first':>11}{'last':>11}{'last/first':>12}"
+          f"{'subnormal m':>13}  every epoch")  # fmt: skip
+    for name, row in result["rows"].items():
+        every = " ".join(f"{t:.3f}" for t in row["epochs_s"])
+        sub = "-" if row["subnormal_m"] is None else f"{row['subnormal_m']:,}"
+        print(f"  {name:<16}{seconds(row['first_s']):>11}{seconds(row['last_s']):>11}"
+              f"{row['ratio']:>11.2f}x{sub:>13}  {every} s")  # fmt: skip
+    for name, reason in result["skipped"].items():
+        print(f"  {name:<16}skipped: {reason}")
+    print(f"  target {'met' if result['met'] else 'MISSED'}\n", flush=True)
+
+
 # -- fresh-interpreter cases ----------------------------------------------------
 
 
@@ -1242,8 +1392,10 @@ TIMED_CASES = {
     "lstm": case_lstm,
     "gru": case_gru,
     "transformer": case_transformer,
+    "cli_train": case_cli_train,
+    "fit_loop": case_fit_loop,
 }
-CASES = [*TIMED_CASES, "import", "memory"]
+CASES = [*TIMED_CASES, "mlp_long", "import", "memory"]
 
 
 def run_timed_case(name: str, quick: bool) -> dict:
@@ -1291,6 +1443,17 @@ def markdown(facts: dict, results: dict) -> str:
                     f"| {module} | {seconds(row['wall_s'])} | {seconds(row['min_s'])}"
                     f" - {seconds(row['max_s'])} | {seconds(row['import_s'])} | "
                     f"{row['peak_rss_mib']:.1f} MiB |"
+                )
+        elif name == "mlp_long":
+            lines += ["| implementation | first epoch | last epoch | last / first "
+                      "| subnormal Adam m at the end | every epoch (s) |"]  # fmt: skip
+            lines += ["|---|---|---|---|---|---|"]
+            for impl, row in result["rows"].items():
+                every = " ".join(f"{t:.3f}" for t in row["epochs_s"])
+                sub = "-" if row["subnormal_m"] is None else f"{row['subnormal_m']:,}"
+                lines.append(
+                    f"| {impl} | {seconds(row['first_s'])} | {seconds(row['last_s'])}"
+                    f" | {row['ratio']:.2f}x | {sub} | {every} |"
                 )
         elif name == "memory":
             lines += ["| implementation | RSS before the epoch | peak RSS | ratio |"]
@@ -1352,6 +1515,9 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "memory":
             results[name] = run_memory_case(args.quick)
             print_memory_case(results[name])
+        elif name == "mlp_long":
+            results[name] = run_mlp_long_case(args.quick)
+            print_mlp_long_case(results[name])
         else:
             results[name] = run_timed_case(name, args.quick)
             print_case(name, results[name])
