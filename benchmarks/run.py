@@ -86,15 +86,35 @@ def set_blas_threads(n: int) -> bool:
     return True
 
 
+def xla_flags(threads: int | None, flags: str) -> str:
+    """XLA_FLAGS for `threads`: with 1, `flags` plus XLA_ONE_THREAD."""
+    return f"{flags} {XLA_ONE_THREAD}".strip() if threads == 1 else flags
+
+
+def pinned_cpus(threads: int | None, available: set[int]) -> set[int]:
+    """The CPUs the process keeps: `threads` of the available ones, or all."""
+    if not threads or threads >= len(available):
+        return set(available)
+    return set(sorted(available)[:threads])
+
+
 def limit_xla_threads(threads: int | None) -> None:
-    """With threads == 1, add XLA_ONE_THREAD to XLA_FLAGS. XLA reads the variable
-    once, when JAX creates its CPU backend, so this runs before JAX is imported."""
-    if threads != 1:
-        return
+    """Hold JAX to `threads` CPUs, as NumPy's BLAS and PyTorch are held.
+
+    XLA reads XLA_FLAGS once, when JAX creates its CPU backend, so this runs
+    before JAX is imported. The flags alone are not enough in XLA 0.10: its
+    runtime still hands work to the threads of its pool (measured here: two
+    threads busy during a one-thread mlp epoch). So the process is also pinned to
+    `threads` CPUs (sched_setaffinity), which holds every implementation of a
+    case alike; NumPy's BLAS and PyTorch already use that many threads.
+    """
     if "jax" in sys.modules:
         raise RuntimeError("limit_xla_threads must run before jax is imported")
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip()
+    flags = xla_flags(threads, os.environ.get("XLA_FLAGS", ""))
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, pinned_cpus(threads, os.sched_getaffinity(0)))
 
 
 def cpu_name() -> str:
@@ -125,6 +145,8 @@ def machine_facts() -> dict:
         "blas_threads": blas.get("threads"),
         "glassnet": glassnet.__version__,
     }
+    if hasattr(os, "sched_getaffinity"):
+        facts["cpus_used"] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     for var in (
         "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "XLA_FLAGS"
     ):  # fmt: skip
@@ -1156,7 +1178,9 @@ def run_mlp_long_case(quick: bool) -> dict:
 
         jax_epochs = jr.JaxEpochs(params, X, y, batch, np.random.default_rng(1))
         impls["jax jit"] = (
-            jax_epochs.epoch_jit, lambda: jax_epochs.state[1], jax_epochs.one_step
+            jax_epochs.epoch_jit,
+            lambda: jax_epochs.state[1],
+            jax_epochs.one_step,
         )
     for _, _, warm in impls.values():
         warm()
@@ -1494,6 +1518,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads and not set_blas_threads(args.threads):
         parser.error("--threads needs threadpoolctl (pip install threadpoolctl)")
+    limit_xla_threads(args.threads)  # and pins the process to that many CPUs
     global THREADS
     THREADS = args.threads
     if args.memory_worker:

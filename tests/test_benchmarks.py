@@ -5,7 +5,6 @@ records it.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,26 +110,31 @@ def test_steadiness_compares_glassnets_slowest_and_fastest_rounds():
     assert run.judge(case, rows, "numpy")[1] is True
 
 
-def test_one_thread_limits_xla_before_jax_is_imported(monkeypatch):
-    monkeypatch.delitem(sys.modules, "jax", raising=False)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    run.limit_xla_threads(2)  # more threads: XLA's default pool, flags untouched
-    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
-    run.limit_xla_threads(1)
-    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x " + run.XLA_ONE_THREAD
+@pytest.mark.parametrize(
+    "threads, flags, expected",
+    [
+        (1, "", run.XLA_ONE_THREAD),
+        (1, "--xla_dump_to=/tmp/x", "--xla_dump_to=/tmp/x " + run.XLA_ONE_THREAD),
+        (2, "--xla_dump_to=/tmp/x", "--xla_dump_to=/tmp/x"),  # XLA's default pool
+        (None, "", ""),
+    ],
+)
+def test_one_thread_adds_xlas_one_thread_flags(threads, flags, expected):
+    assert run.xla_flags(threads, flags) == expected
+
+
+@pytest.mark.parametrize(
+    "threads, expected",
+    [(1, {2}), (2, {2, 5}), (3, {2, 5, 7}), (8, {2, 5, 7}), (None, {2, 5, 7})],
+)
+def test_threads_pin_the_process_to_that_many_cpus(threads, expected):
+    assert run.pinned_cpus(threads, {7, 2, 5}) == expected
+
+
+def test_xla_is_limited_before_jax_is_imported(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", object())
     with pytest.raises(RuntimeError, match="before jax is imported"):
         run.limit_xla_threads(1)
-
-
-def test_cases_and_flags_are_validated():
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "run.py"), "--cases", "nonsense"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "invalid choice: 'nonsense'" in done.stderr
 
 
 def _iris(dtype):
