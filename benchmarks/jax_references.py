@@ -235,7 +235,7 @@ class JaxEpochs:
     partial batch is one more jitted step in both. Both wait once, at the end.
     """
 
-    def __init__(self, params, X, Y, batch: int, rng, lr: float = 1e-3):
+    def __init__(self, params, X, Y, batch: int, rng, lr=1e-3, scan: bool = True):
         self.state = adam_state(params)
         self.X, self.Y = jnp.asarray(X), jnp.asarray(Y)
         self.batch, self.rng = batch, rng
@@ -249,10 +249,12 @@ class JaxEpochs:
         if rest:
             tail = jnp.zeros(rest, jnp.int32)
             self.last = compile_donated(step, self.state, self.X, self.Y, tail)
-        order = jnp.zeros((self.full, batch), jnp.int32)
-        self.scan = compile_donated(
-            scan_epoch(mlp_loss, update), self.state, self.X, self.Y, order
-        )
+        self.scan = None  # scan=False: epoch_jit only, one compilation fewer
+        if scan:
+            order = jnp.zeros((self.full, batch), jnp.int32)
+            self.scan = compile_donated(
+                scan_epoch(mlp_loss, update), self.state, self.X, self.Y, order
+            )
         self.compile_s = self.step.compile_s + (self.last.compile_s if rest else 0)
 
     def _order(self) -> np.ndarray:
