@@ -1251,7 +1251,8 @@ elapsed = time.perf_counter() - start
 with open("/proc/self/status") as status:
     peak = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")][0]
 heavy = sorted(m for m in ("tqdm", "torch", "sklearn", "matplotlib", "safetensors",
-                           "scipy", "pandas", "jax") if m in sys.modules and m != "{module}")
+                           "scipy", "pandas", "jax")
+               if m in sys.modules and m != "{module}")
 print(json.dumps({{"import_s": elapsed, "peak_rss_kib": peak, "heavy": heavy}}))
 """
 IMPORT_CODE_NOT_LINUX = IMPORT_CODE.replace(
