@@ -25,13 +25,13 @@ def _geometry(t) -> tuple[int, int, int, int, int]:
 
 
 def _taps(a: np.ndarray, k: int, S: int, L_out: int) -> np.ndarray:
-    """a[:, :, l*S + k] for l = 0 .. L_out-1: what kernel offset k reads, (N, C, L_out)."""
+    """a[:, :, l*S + k] for l = 0 .. L_out-1: what offset k reads, (N, C, L_out)."""
     return a[:, :, k : k + S * (L_out - 1) + 1 : S]
 
 
 def _reads(L: int, left: int, K: int, S: int, L_out: int) -> int:
     """Pairs (output position, kernel offset) that read a real sample, not padding."""
-    return sum(1 for l in range(L_out) for k in range(K) if 0 <= l * S + k - left < L)
+    return sum(1 for j in range(L_out) for k in range(K) if 0 <= j * S + k - left < L)
 
 
 def _padding_text(layer, left: int, right: int) -> str:
