@@ -258,7 +258,9 @@ def sparkline(values) -> str:
     low, high = logs[ok].min(), logs[ok].max()
     span = high - low if high > low else 1.0
     levels = np.round((logs - low) / span * (len(SPARK) - 1)).astype(int)
-    return "".join(SPARK[k] if good else " " for k, good in zip(levels, ok))
+    return "".join(
+        SPARK[k] if good else " " for k, good in zip(levels, ok, strict=True)
+    )
 
 
 def _time_step_notes(rows: list[FlowRow]) -> list[str]:
