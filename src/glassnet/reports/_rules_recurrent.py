@@ -178,8 +178,11 @@ def _bptt(t) -> dict:
 
 
 def _hidden(t) -> dict:
-    """dL/dh_t as gradient_flow reports it: the layer's own step backward."""
-    return {"dL/dh_t": np.stack(hidden_gradients(t.layer, t.x, t.g))}
+    """dL/dh_t as gradient_flow reports it, the layer's own step backward, one
+    (N, T, H) per direction (computed once per trace, like _reference)."""
+    if getattr(t, "_hidden", None) is None:
+        t._hidden = hidden_gradients(t.layer, t.x, t.g)
+    return {"dL/dh_t": np.stack(t._hidden)}
 
 
 # -- the derivation text ---------------------------------------------------------------
@@ -336,7 +339,7 @@ def _recurrent(t) -> Derivation:
             "or grows geometrically (vanishing or exploding gradients)"
         )
     numbers = []
-    gradients = hidden_gradients(layer, t.x, t.g)
+    gradients = _hidden(t)["dL/dh_t"]  # (directions, N, T, H)
     for name, dh in zip(directions(layer), gradients, strict=True):
         norms = step_norms(dh)
         text = " ".join(f"{v:.2e}" for v in norms)
