@@ -40,29 +40,44 @@ class GRU(_Recurrent):
     _CACHED = ("h_prev", "r", "z", "n", "hw_n")  # per step, each (N, H)
 
     def _step(self, xw_t, state, w_hh, b_hh):
-        """xw_t (N, 3H), state (h_{t-1},) -> (h_t,) and the step's cache."""
+        """xw_t (3, N, H) gate-major, state (h_{t-1},) -> (h_t,) and the step's
+        cache."""
         (h_prev,) = state
-        H = h_prev.shape[1]
-        hw = h_prev @ w_hh.T  # (N, H) @ (H, 3H) -> (N, 3H)
-        hw += b_hh
-        r = sigmoid(xw_t[:, :H] + hw[:, :H])
-        z = sigmoid(xw_t[:, H : 2 * H] + hw[:, H : 2 * H])
-        hw_n = hw[:, 2 * H :]
-        n = np.tanh(xw_t[:, 2 * H :] + r * hw_n)
-        h = n + z * (h_prev - n)  # (1 - z) n + z h_{t-1}
+        G, N, H = xw_t.shape
+        # (N, H) @ (H, H) per gate -> (3, N, H): one contiguous block per gate
+        hw = np.matmul(h_prev, w_hh.reshape(G, H, H).transpose(0, 2, 1))
+        hw += b_hh.reshape(G, 1, H)
+        rz = sigmoid(xw_t[:2] + hw[:2])  # (2, N, H): r and z in one pass
+        r, z = rz
+        hw_n = hw[2]
+        n = r * hw_n
+        n += xw_t[2]
+        np.tanh(n, out=n)
+        h = h_prev - n
+        h *= z
+        h += n  # (1 - z) n + z h_{t-1}
         return (h,), (h_prev, r, z, n, hw_n)
 
     def _step_backward(self, dstate, step_cache, w_hh):
-        """(dL/dh_t,) -> dL/dxw_t, dL/dhw_t, (dL/dh_{t-1},)."""
+        """(dL/dh_t,) -> dL/dxw_t, dL/dhw_t (N, 3H) each, (dL/dh_{t-1},)."""
         (dh,) = dstate
         h_prev, r, z, n, hw_n = step_cache
-        dn = dh * (1.0 - z)
-        dz = dh * (h_prev - n)
-        da_n = dn * (1.0 - n * n)  # through tanh
-        da_r = da_n * hw_n * r * (1.0 - r)  # through r * hw_n, then the sigmoid
-        da_z = dz * z * (1.0 - z)
-        dxw = np.concatenate([da_r, da_z, da_n], axis=1)  # (N, 3H)
-        dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (N, 3H)
+        N, H = dh.shape
+        # each gate's gradient in its own contiguous block, in place
+        da = np.empty((3, N, H), dtype=dh.dtype)  # gate-major
+        da_r, da_z, da_n = da
+        np.multiply(dh, 1.0 - z, out=da_n)  # dn
+        da_n *= 1.0 - n * n  # through tanh
+        np.multiply(da_n, hw_n, out=da_r)
+        da_r *= r
+        da_r *= 1.0 - r  # through r * hw_n, then the sigmoid
+        np.subtract(h_prev, n, out=da_z)
+        da_z *= dh  # dz = dh * (h_{t-1} - n)
+        da_z *= z
+        da_z *= 1.0 - z
+        dxw = da.transpose(1, 0, 2).copy().reshape(N, 3 * H)  # [da_r, da_z, da_n]
+        da_n *= r  # r multiplies hw_n, not xw_n
+        dhw = da.transpose(1, 0, 2).reshape(N, 3 * H)  # [da_r, da_z, da_n * r]
         dh_prev = dhw @ w_hh  # (N, 3H) @ (3H, H) -> (N, H)
         dh_prev += dh * z  # h_{t-1} also reaches h_t directly
         return dxw, dhw, (dh_prev,)

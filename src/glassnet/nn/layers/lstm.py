@@ -51,15 +51,25 @@ class LSTM(_Recurrent):
     _CACHED = ("c_prev", "i", "f", "g", "o", "tanh_c")  # per step, each (N, H)
 
     def _step(self, xw_t, state, w_hh, b_hh):
-        """xw_t = x_t @ weight_ih.T + bias_ih (N, 4H), state (h_{t-1}, c_{t-1}) ->
-        (h_t, c_t) and what the step's backward reads."""
+        """xw_t = x_t @ weight_ih.T + bias_ih, gate-major (4, N, H), state
+        (h_{t-1}, c_{t-1}) -> (h_t, c_t) and what the step's backward reads."""
         h_prev, c_prev = state
-        H = h_prev.shape[1]
-        a = h_prev @ w_hh.T  # (N, H) @ (H, 4H) -> (N, 4H)
+        G, N, H = xw_t.shape
+        # (N, H) @ (H, H) per gate -> (4, N, H): one contiguous block per gate
+        a = np.matmul(h_prev, w_hh.reshape(G, H, H).transpose(0, 2, 1))
         a += xw_t
-        a += b_hh  # the four gates' pre-activations, side by side
-        i, f = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H])
-        g, o = np.tanh(a[:, 2 * H : 3 * H]), sigmoid(a[:, 3 * H :])
+        a += b_hh.reshape(G, 1, H)  # the four gates' pre-activations
+        # speed: the gates in place, with sigmoid(z) as (1 + tanh(z / 2)) / 2
+        # (glassnet._kernels.sigmoid), so one tanh serves all four gates: 7
+        # passes without allocations instead of 13 with four
+        sig = (a[:2], a[3:])  # i and f, o
+        for block in sig:
+            block *= 0.5
+        np.tanh(a, out=a)  # g = tanh(a_g) done; i, f, o: tanh(a / 2)
+        for block in sig:
+            block += 1.0
+            block *= 0.5
+        i, f, g, o = a  # each (N, H)
         c = f * c_prev
         c += i * g
         tanh_c = np.tanh(c)
@@ -67,18 +77,30 @@ class LSTM(_Recurrent):
         return (h, c), (c_prev, i, f, g, o, tanh_c)
 
     def _step_backward(self, dstate, step_cache, w_hh):
-        """(dL/dh_t, dL/dc_t from step t+1) -> dL/d(pre-activations) twice (the
-        input and the recurrent products share them) and (dh_{t-1}, dc_{t-1})."""
+        """(dL/dh_t, dL/dc_t from step t+1) -> dL/d(pre-activations) (N, 4H)
+        twice (the input and the recurrent products share them) and
+        (dh_{t-1}, dc_{t-1})."""
         dh, dc_next = dstate
         c_prev, i, f, g, o, tanh_c = step_cache
-        do = dh * tanh_c
-        dc = dh * o * (1.0 - tanh_c * tanh_c)
+        N, H = dh.shape
+        dc = tanh_c * tanh_c
+        np.subtract(1.0, dc, out=dc)
+        dc *= o
+        dc *= dh  # dh * o * (1 - tanh(c_t)^2)
         dc += dc_next  # c_t reaches the loss through h_t and through c_{t+1}
-        da = np.concatenate(  # each gate's gradient times its nonlinearity's slope
-            [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
-             dc * i * (1.0 - g * g), do * o * (1.0 - o)],
-            axis=1,
-        )  # fmt: skip
+        # each gate's gradient in its own contiguous block, in place
+        da = np.empty((4, N, H), dtype=dh.dtype)  # gate-major
+        di, df, dg, do = da
+        np.multiply(dc, g, out=di)
+        np.multiply(dc, c_prev, out=df)
+        np.multiply(dc, i, out=dg)
+        np.multiply(dh, tanh_c, out=do)
+        # times each nonlinearity's slope: s (1 - s) for i, f, o; 1 - g^2 for g
+        for d_gate, s in ((di, i), (df, f), (do, o)):
+            d_gate *= s
+            d_gate *= 1.0 - s
+        dg *= 1.0 - g * g
+        da = da.transpose(1, 0, 2).reshape(N, 4 * H)  # the gates side by side
         dh_prev = da @ w_hh  # (N, 4H) @ (4H, H) -> (N, H)
         dc_prev = dc * f
         return da, da, (dh_prev, dc_prev)

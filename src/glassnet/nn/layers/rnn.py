@@ -69,13 +69,13 @@ class RNN(_Recurrent):
         )
 
     def _step(self, xw_t, state, w_hh, b_hh):
-        """xw_t = x_t @ weight_ih.T + bias_ih (N, H), state = (h_{t-1},) ->
+        """xw_t = x_t @ weight_ih.T + bias_ih (1, N, H), state = (h_{t-1},) ->
         (h_t,) and the step's cache, (h_t,)."""
         (h_prev,) = state
         a = h_prev @ w_hh.T  # (N, H) @ (H, H) -> (N, H)
-        a += xw_t
+        a += xw_t[0]
         a += b_hh  # the pre-activation
-        h = np.tanh(a) if self.nonlinearity == "tanh" else np.maximum(a, 0.0)
+        h = np.tanh(a, out=a) if self.nonlinearity == "tanh" else np.maximum(a, 0.0)
         return (h,), (h,)
 
     def _step_backward(self, dstate, step_cache, w_hh):
