@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from glassnet._kernels import sigmoid
 from glassnet.nn.layers.recurrent import _Recurrent
 
 
