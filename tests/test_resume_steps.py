@@ -354,3 +354,25 @@ def test_the_callbacks_state_comes_back_as_it_was_saved(tmp_path, every_steps):
         keeper.best,
         keeper.last_path,
     )
+
+
+def test_a_backup_without_callbacks_state_resumes_leaving_theirs_as_they_are(
+    tmp_path, monkeypatch
+):
+    from glassnet.train import checkpoints
+
+    write = checkpoints.save_checkpoint
+
+    def older_writer(*args, callbacks=None, **kwargs):  # before callbacks' state
+        write(*args, **kwargs)
+
+    path = tmp_path / "old.ckpt"
+    _fit.tmp = tmp_path
+    monkeypatch.setattr(checkpoints, "save_checkpoint", older_writer)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_model(), [BackupAndRestore(path), _Kill("epoch_end", 2)])
+    monkeypatch.undo()
+    backup = BackupAndRestore(path)
+    _, stopper, _ = _fit(_model(), [backup])  # EarlyStopping is not refused
+    assert backup.restored_epoch == 1  # the kill came after epoch 2's backup
+    assert stopper.best_epoch is not None

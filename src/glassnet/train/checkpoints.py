@@ -28,7 +28,8 @@ model) whose metadata also holds "training":
                "clipped_steps", "shuffled"}; the epoch's row order is the tensor
                "position.order" (rows,), float64 (exact integers) when shuffled;
                "epoch" above is then the epoch in progress too
-    callbacks  (optional) [{"class": "EarlyStopping", "state": {...},
+    callbacks  (backups; absent in older files, whose callbacks' state is then
+               left as it is) [{"class": "EarlyStopping", "state": {...},
                "arrays": [[key, dtype, shape], ...]}, ...]: the state of every
                callback with get_state(), in the run's order; its arrays are
                tensors "callbacks.<i>.<key>"
@@ -171,9 +172,8 @@ def save_checkpoint(
     }
     if position is not None:
         training["position"] = _position_to_json(position, tensors)
-    states = _callback_states(callbacks or [], tensors)
-    if states:
-        training["callbacks"] = states
+    if callbacks is not None:  # [] too: a file without the key predates it
+        training["callbacks"] = _callback_states(callbacks, tensors)
     meta = {
         "format_version": FORMAT_VERSION,
         "architecture": architecture(model) if _describable(model) else None,
@@ -691,9 +691,8 @@ def _restore(path, model, optimizer=None, *, rng=None, history=None, run=None):
     if history is not None:
         history.epoch = restored_history.epoch
         history.history = restored_history.history
-    for i, (cb, state) in enumerate(
-        zip(stateful, training.get("callbacks", []), strict=True)
-    ):
+    states = training.get("callbacks", [])  # none in files older than the key
+    for i, (cb, state) in enumerate(zip(stateful, states, strict=False)):
         arrays_of = {key: arrays[f"callbacks.{i}.{key}"] for key, *_ in state["arrays"]}
         cb.set_state({**state["state"], **arrays_of})
     if position is None:
@@ -706,7 +705,7 @@ def _check_run(path, training: dict, position, stateful: list, run) -> None:
     differ from this run's; changes nothing."""
     saved = [state["class"] for state in training.get("callbacks", [])]
     mine = [type(cb).__name__ for cb in stateful]
-    if saved != mine:
+    if "callbacks" in training and saved != mine:  # older files: not checked
         raise ModelFileError(
             path,
             f"was saved with callbacks that keep state {saved}, this fit has "
