@@ -779,8 +779,9 @@ class BackupAndRestore(Callback):
     holds the epoch's row order (its shuffle permutation), how many of its
     batches are done and the epoch's running loss and metric sums, so fit
     continues that epoch with the next batch (on_epoch_begin is not called again
-    for it: its effects, the lr, are in the backup). Give one of the two; a step
-    backup needs the same rows and batch_size to resume (checked).
+    for it: its effects, the lr, are in the backup). Give one of the two (both,
+    0, a negative number or a non-integer: ConfigError naming the argument); a
+    step backup needs the same rows and batch_size to resume (checked).
     The previous backup is kept as `path + ".prev"`: when the latest backup
     cannot be read (corrupt, truncated), training resumes from the previous one
     with a warning saying so.
