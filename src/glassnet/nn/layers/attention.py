@@ -88,9 +88,10 @@ def scaled_dot_product_attention_backward(
     along = np.einsum("...st,...st->...t", dscores_t, weights_t)  # (..., T)
     dscores_t -= along[..., None, :]
     dscores_t *= weights_t
-    dscores_t *= scale  # scores = q @ k.T * scale
     dq = dscores_t.swapaxes(-1, -2) @ k  # (..., T, S) @ (..., S, d) -> (..., T, d)
     dk = dscores_t @ q  # (..., S, T) @ (..., T, d) -> (..., S, d)
+    dq *= scale  # scores = q @ k.T * scale: applied to dq and dk, which are
+    dk *= scale  # smaller than the (..., S, T) scores when d < T
     return dq, dk, dv
 
 
@@ -260,14 +261,18 @@ class MultiHeadAttention(Layer):
         dmerged = (rows @ self.out_proj_weight.data).reshape(N, T, E)
         dheads = _split_heads(dmerged, self.num_heads)  # (N, h, T, d)
         dq, dk, dv = scaled_dot_product_attention_backward(dheads, q, k, v, weights)
-        dq, dk, dv = (_merge_heads(a) for a in (dq, dk, dv))  # (N, T or S, E)
         W = self.in_proj_weight.data
         if not cross:
-            dqkv = np.concatenate([dq, dk, dv], axis=2).reshape(N * T, 3 * E)
+            # the heads merged straight into [dq, dk, dv] side by side, one copy
+            dqkv = np.empty((N, T, 3, self.num_heads, E // self.num_heads), dq.dtype)
+            for j, a in enumerate((dq, dk, dv)):
+                dqkv[:, :, j] = a.transpose(0, 2, 1, 3)  # (N, h, T, d) -> (N, T, h, d)
+            dqkv = dqkv.reshape(N * T, 3 * E)  # (N*T, 3E)
             self.in_proj_weight.grad = dqkv.T @ query.reshape(N * T, E)  # (3E, E)
             self.in_proj_bias.grad = dqkv.sum(axis=0)
             return (dqkv @ W).reshape(N, T, E)  # x fed q, k and v: the sum of three
         S = context.shape[1]
+        dq, dk, dv = (_merge_heads(a) for a in (dq, dk, dv))  # (N, T or S, E)
         dq_rows = dq.reshape(N * T, E)
         dkv = np.concatenate([dk, dv], axis=2).reshape(N * S, 2 * E)
         self.in_proj_weight.grad = np.concatenate(
