@@ -221,11 +221,14 @@ class GELU(Layer):
             return half + half * t  # x (1 + tanh u) / 2
         if x.dtype == np.float32:  # speed: float32 all through (see docstring)
             tail = erfc_abs_float32(x * np.float32(np.sqrt(0.5)))
-            tail *= np.float32(0.5)  # Phi(-|x|)
-            np.copysign(tail, x, out=tail)  # x < 0: -Phi(x); x >= 0: -(1 - Phi(x))
-            # Phi(x) = [x >= 0] - that, as arithmetic: np.where on random signs
-            # costs 2 ms here, 15x the arithmetic (signbit: -0.0 counts as < 0)
-            cdf = np.subtract(~np.signbit(x), tail)
+            tail *= np.float32(0.5)  # Phi(-|x|): Phi(x) where x < 0
+            # Phi(x) = tail + [x >= 0] (1 - 2 tail), as arithmetic: np.where on
+            # random signs costs 2 ms here, np.copysign 0.25 ms, this 0.2 ms
+            # (signbit: -0.0 counts as negative, and Phi(0) = 0.5 either way)
+            cdf = np.float32(1.0) - tail
+            cdf -= tail
+            cdf *= ~np.signbit(x)
+            cdf += tail
         else:
             cdf = erfc(np.asarray(x, np.float64) * -np.sqrt(0.5))
             cdf *= 0.5  # Phi(x), float64
