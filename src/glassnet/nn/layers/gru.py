@@ -44,9 +44,9 @@ class GRU(_Recurrent):
         cache."""
         (h_prev,) = state
         G, N, H = xw_t.shape
-        # (N, H) @ (H, H) per gate -> (3, N, H): one contiguous block per gate
-        hw = np.matmul(h_prev, w_hh.reshape(G, H, H).transpose(0, 2, 1))
-        hw += b_hh.reshape(G, 1, H)
+        hw = (h_prev @ w_hh.T).reshape(N, G, H)  # (N, H) @ (H, 3H), one product
+        # gate-major, (3, N, H), one contiguous block per gate (see LSTM._step)
+        hw = np.add(hw.transpose(1, 0, 2), b_hh.reshape(G, 1, H))
         rz = sigmoid(xw_t[:2] + hw[:2])  # (2, N, H): r and z in one pass
         r, z = rz
         hw_n = hw[2]

@@ -54,9 +54,10 @@ class LSTM(_Recurrent):
         (h_{t-1}, c_{t-1}) -> (h_t, c_t) and what the step's backward reads."""
         h_prev, c_prev = state
         G, N, H = xw_t.shape
-        # (N, H) @ (H, H) per gate -> (4, N, H): one contiguous block per gate
-        a = np.matmul(h_prev, w_hh.reshape(G, H, H).transpose(0, 2, 1))
-        a += xw_t
+        hw = (h_prev @ w_hh.T).reshape(N, G, H)  # (N, H) @ (H, 4H), one product
+        # gate-major, (4, N, H), one contiguous block per gate (one product, not
+        # one per gate: at two threads each product is a synchronisation)
+        a = np.add(hw.transpose(1, 0, 2), xw_t)
         a += b_hh.reshape(G, 1, H)  # the four gates' pre-activations
         # speed: the gates in place, with sigmoid(z) as (1 + tanh(z / 2)) / 2
         # (glassnet._kernels.sigmoid), so one tanh serves all four gates: 7
