@@ -78,8 +78,9 @@ def test_conv2d_matches_naive_loops(x_shape, F, kernel, stride, padding, rng):
     assert layer.output_shape(x_shape[1:]) == out.shape[1:]
 
 
-# CHUNK_BYTES that cut a batch of 5 into chunks of 1, 2 (2 + 2 + 1) and 5 examples
-# (the columns of one example: C*KH*KW*H_out*W_grid values of 8 bytes)
+# CHUNK_BYTES (and WHOLE_BATCH_BYTES) that cut a batch of 5 into chunks of 1, 2
+# (2 + 2 + 1) and 5 examples (the columns of one example: C*KH*KW*H_out*W_grid
+# values of 8 bytes); the whole batch in one chunk keeps its columns for backward
 CHUNKINGS = [("one-per-chunk", 1), ("uneven", 2), ("whole-batch", 5)]
 
 
@@ -96,6 +97,7 @@ def test_conv2d_in_chunks_of_examples_matches_naive_loops(
     grid = layer._grid(x.shape)
     per_example = x.shape[1] * grid.KH * grid.KW * grid.H_out * grid.W_grid * 8
     monkeypatch.setattr(conv2d, "CHUNK_BYTES", per_example * per_chunk)
+    monkeypatch.setattr(conv2d, "WHOLE_BATCH_BYTES", per_example * per_chunk)
     assert len(layer._chunks(grid, grid.pad(x))) == -(-5 // per_chunk)
     out = layer.forward(x)
     expected, backward = conv2d_naive(
