@@ -10,7 +10,8 @@ input pixels it touches at every output position form one strided slice of x,
 of shape (N, C, H_out, W_out). Every layer here loops over the KH * KW window
 offsets only (9 for a 3x3 kernel) and lets NumPy handle batch, channels and
 pixels in one call per offset: col2im (in Conv2D.backward) is KH * KW slice
-additions, max-pooling KH * KW np.maximum calls. im2col goes further: the
+additions for the whole batch (no np.add.at), max-pooling KH * KW np.maximum
+calls. im2col goes further: the
 slices of all offsets are one strided view, copied by one call.
 
 Convolution with stride 1 on both axes uses a "wide" output grid. The padded
@@ -66,8 +67,9 @@ class ConvGrid:
     """Where a convolution's windows sit in its padded, flattened input.
 
     Shapes: input (N, C, H, W); padded input (N, C, Hp, Wp) stored flat as
-    (N, C, size); output grid (N, F, H_out, W_grid) with W_grid = Wp when the
-    grid is wide (stride 1 on both axes) and W_out otherwise. The poolings use
+    (N, C, size); output grid (F, N, H_out, W_grid), channel-major, with
+    W_grid = Wp when the grid is wide (stride 1 on both axes) and W_out
+    otherwise; L = H_out*W_grid grid positions per example. The poolings use
     only the geometry (Hp, Wp, H_out, W_out, the padding).
     """
 
@@ -143,19 +145,19 @@ class ConvGrid:
         return flat[:, :, : self.Hp * self.Wp].reshape(N, C, self.Hp, self.Wp)
 
     # Channel-major buffers, (C, N, ...): channels first, then the batch, then the
-    # pixels. The whole batch's columns are one (C*KH*KW, N*L) matrix, so each of
+    # pixels. The batch's columns are one (C*KH*KW, N*L) matrix, so each of
     # forward, dL/dweight and dL/dx is ONE matrix product over the batch (BLAS
     # splits it over threads), where per-example products (N small GEMMs) stay on
     # one thread; and every conversion to and from (N, C, ...) keeps the pixel
     # axis inner, so it copies contiguous rows. Measured against the per-example
-    # and batch-last layouts it replaced, cnn benchmark conv 2, one thread: the
-    # input gradient 0.40 ms instead of 0.79 ms (one product instead of KH*KW
-    # thin ones); two threads: forward 0.18 ms instead of 0.32 ms.
+    # and batch-last layouts it replaced, cnn benchmark conv 2: dL/dx 0.69 ms
+    # instead of 0.79 ms on one thread (one product instead of KH*KW thin ones);
+    # on two threads of a quiet machine the products alone take 0.18 ms instead
+    # of 0.32 ms (forward) and 0.19 ms instead of 0.32 ms (dL/dweight).
 
-    def im2col(self, flat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def im2col(self, flat: np.ndarray) -> np.ndarray:
         """Columns of windows, channel-major: (N, C, size) -> cols (C*KH*KW, N*L),
-        L = H_out*W_grid, written into `out` when given (a (C*KH*KW, N*L) view
-        whose rows may be spaced further apart, e.g. columns of a larger buffer).
+        L = H_out*W_grid (flat may be a slice of the batch, a chunk of examples).
 
         cols[(c, i, j), (n, h, w)] = padded x[n, c, h*SH + i, w*SW + j].
         All KH*KW windows are one read-only strided view of flat, copied by one
@@ -175,11 +177,8 @@ class ConvGrid:
             shape = (C, self.KH, self.KW, N, self.H_out, self.W_out)
             strides = (sC, sH, sW, sN, self.SH * sH, self.SW * sW)
             windows = as_strided(image, shape, strides, writeable=False)
-        if out is None:
-            cols = np.ascontiguousarray(windows)  # (C, KH, KW, N, H_out, W_grid)
-            return cols.reshape(C * self.KH * self.KW, N * self.H_out * self.W_grid)
-        np.copyto(out.reshape(windows.shape), windows)  # a view: out's rows stay put
-        return out
+        cols = np.ascontiguousarray(windows)  # (C, KH, KW, N, H_out, W_grid) copy
+        return cols.reshape(C * self.KH * self.KW, N * self.H_out * self.W_grid)
 
     def to_output(self, out: np.ndarray) -> np.ndarray:
         """The product's rows as a batch, without the wide grid's extra columns:

@@ -47,7 +47,8 @@ class _Convolution(Layer):
 
     As one matrix product (im2col) for the whole batch: the windows become the
     columns of cols (C*KH*KW, N*H_out*W_out), channel-major (see ConvGrid), and
-    out = weight.reshape(F, C*KH*KW) @ cols, (F, N*H_out*W_out).
+    out = weight.reshape(F, C*KH*KW) @ cols, (F, N*H_out*W_out); large columns
+    are made and multiplied in chunks of examples (see _chunks).
     Backward, with g = dL/dout laid out the same way, (F, N*H_out*W_out):
         dL/dweight = g @ cols.T                           (F, C*KH*KW)
         dL/dbias   = sum of g over n and pixels          (F,)
