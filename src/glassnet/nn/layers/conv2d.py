@@ -120,8 +120,9 @@ class _Convolution(Layer):
             cols = grid.im2col(flat[s:e])  # (C*KH*KW, n*L)
             np.matmul(w_rows, cols, out=out[:, s * L : e * L])  # (F, n*L)
         out += self.bias.data[:, None]  # one bias per filter, shared by every pixel
-        # backward makes the columns again when there were several chunks
-        self._cache = (grid, flat, cols if len(chunks) == 1 else None)
+        # backward makes the columns again when there were several chunks; the
+        # order (grid, cols, padded x) is the one reports/_trace.py names
+        self._cache = (grid, cols if len(chunks) == 1 else None, flat)
         out = from_image(grid.to_output(out), n)  # (N, F, H_out, W_out) view
         self._out_shape = out.shape  # what backward's dout must be
         return out
@@ -142,7 +143,7 @@ class _Convolution(Layer):
         """Store dL/dweight and dL/dbias; return (grid, g) for dL/dx.
         dout: (N, F, H_out, W_out), a signal's with its height axis of 1;
         g: dout channel-major on the grid, (F, N*L), 0 on the extra columns."""
-        grid, flat, kept = self._cached()
+        grid, kept, flat = self._cached()
         g = grid.from_output(dout)  # (F, N*L)
         L = grid.H_out * grid.W_grid
         dw_t = np.zeros((self.weight.data[0].size, self.out_channels), dtype=g.dtype)
