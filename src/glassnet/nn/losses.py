@@ -241,7 +241,8 @@ class SoftmaxCrossEntropy(Loss):
         self, reduction: str = "mean", ignore_index: int | None = None
     ) -> None:
         super().__init__(reduction)
-        integer = isinstance(ignore_index, int | np.integer)
+        # a tuple, not int | np.integer: no union object built per loss (per fit)
+        integer = isinstance(ignore_index, (int, np.integer))
         if ignore_index is not None and (isinstance(ignore_index, bool) or not integer):
             raise ConfigError(
                 f"SoftmaxCrossEntropy: ignore_index must be an integer label or None, "

@@ -23,7 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, output_layer, total_penalty
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty, walk
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -56,7 +56,8 @@ class Trainer:
 
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.params = model.parameters()
+        named, every_layer = walk(model)  # one walk of the tree for all below
+        self.params = [p for _, p in named]
         self.layers = list(model.layers)
         self._step_loss, self._fused_softmax = loss, False
         last = self.layers[-1] if self.layers else None
@@ -78,7 +79,7 @@ class Trainer:
         # reported loss; its gradient is already in their backward
         self._penalized = [
             layer
-            for _, layer in [("", model), *model.named_layers()]
+            for layer in every_layer
             if getattr(layer, "l2", 0) or type(layer).penalty is not Layer.penalty
         ]
         self._first_backward = (
@@ -113,8 +114,8 @@ class Trainer:
             if dout is None:
                 raise self._returned_none(layer) from None
             raise
-        if self._penalized:  # the loss the gradients belong to
-            value += sum(layer.penalty() for layer in self._penalized)
+        for layer in self._penalized:  # the loss the gradients belong to
+            value += layer.penalty()
         self.optimizer.step(self.params)
         if self.clipping and self.optimizer.last_clip.clipped:
             self.clipped_steps += 1  # reported per epoch in History
