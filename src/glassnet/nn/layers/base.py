@@ -242,6 +242,8 @@ def _own_and_children(layer: Layer) -> tuple[list[Parameter], list]:
         return layer.own_parameters(), layer.children()
     params, kids = _held(layer)
     if cls.parameters is not Layer.parameters:  # it lists its parameters by hand
+        if not kids:  # a leaf (Dense, Conv2D): they are all its own
+            return list(layer.parameters()), kids
         inside = {id(p) for _, child in kids for p in child.parameters()}
         params = [p for p in layer.parameters() if id(p) not in inside]
     return params, kids
