@@ -57,9 +57,12 @@ def row_max(a: np.ndarray) -> np.ndarray:
 
     The softmax's shift (exp cannot overflow). A reduction along a short last
     axis pays NumPy's per-row overhead (150 x 3: 6.6 us; 1024 x 10: 48 us); the
-    copy and a reduction over the first axis do not (1.7 us; 6.7 us).
+    copy and a reduction over the first axis do not (1.7 us; 6.7 us). Two
+    columns (binary softmax, XOR) take one elementwise maximum: 0.6 us, not 1 us.
     """
-    return np.ascontiguousarray(a.T).max(axis=0)
+    if a.shape[1] == 2:
+        return np.maximum(a[:, 0], a[:, 1])
+    return np.maximum.reduce(np.ascontiguousarray(a.T), axis=0)
 
 
 def one_hot(labels: np.ndarray, K: int, dtype) -> np.ndarray:

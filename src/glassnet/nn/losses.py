@@ -33,6 +33,7 @@ import numpy as np
 
 from glassnet._kernels import (
     ONE_HOT_MAX_CLASSES,
+    constant,
     one_hot,
     row_max,
     row_sums,
@@ -326,6 +327,8 @@ class SoftmaxCrossEntropy(Loss):
         else:  # rows given by the caller need not sum to 1
             dlogits = probs * row_sums(target)[:, None]  # p * sum_k(y), (N, K)
             dlogits -= target
+        if type(scale) is float:  # a 0-d array of the dtype: 0.25 us less
+            scale = constant(scale, dlogits.dtype)
         dlogits *= scale  # the loss is a mean over the batch
         return dlogits
 
