@@ -23,7 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, output_layer, total_penalty
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty, walk
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -35,12 +35,14 @@ from glassnet.nn.losses import (
 )
 from glassnet.train.callbacks import (
     Callback,
+    EpochPosition,
     History,
     PrintLogger,
     ProgressBar,
     TrainingRun,
+    call_order,
 )
-from glassnet.train.metrics import get_metric
+from glassnet.train.metrics import accuracy, get_metric
 from glassnet.train.optimizers import get_optimizer
 
 
@@ -56,7 +58,8 @@ class Trainer:
 
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.params = model.parameters()
+        named, every_layer = walk(model)  # one walk of the tree for all below
+        self.params = [p for _, p in named]
         self.layers = list(model.layers)
         self._step_loss, self._fused_softmax = loss, False
         last = self.layers[-1] if self.layers else None
@@ -78,7 +81,7 @@ class Trainer:
         # reported loss; its gradient is already in their backward
         self._penalized = [
             layer
-            for _, layer in [("", model), *model.named_layers()]
+            for layer in every_layer
             if getattr(layer, "l2", 0) or type(layer).penalty is not Layer.penalty
         ]
         self._first_backward = (
@@ -113,8 +116,8 @@ class Trainer:
             if dout is None:
                 raise self._returned_none(layer) from None
             raise
-        if self._penalized:  # the loss the gradients belong to
-            value += sum(layer.penalty() for layer in self._penalized)
+        for layer in self._penalized:  # the loss the gradients belong to
+            value += layer.penalty()
         self.optimizer.step(self.params)
         if self.clipping and self.optimizer.last_clip.clipped:
             self.clipped_steps += 1  # reported per epoch in History
@@ -133,6 +136,11 @@ class Trainer:
             f"fit: layer {index} ({name}).backward returned None; backward must "
             "return dL/dx, the gradient with respect to its input (x's shape)"
         )
+
+    def penalty(self) -> float:
+        """The model's total_penalty, from the layers that can have one (found
+        once, not by a walk of the tree per call)."""
+        return sum(layer.penalty() for layer in self._penalized)
 
     @property
     def last_output(self) -> np.ndarray:
@@ -216,14 +224,17 @@ def fit(
         model, X, y, loss, validation_split, validation_data, rng, weights
     )
     metrics = _metrics(metrics, loss)
+    _trust_checked_labels(metrics, y)
     optimizer = get_optimizer(optimizer)
     model.history = History()  # the only thing fit leaves on the model
     run = TrainingRun(model, optimizer, loss, rng, model.history, epochs, initial_epoch)
     run.start_lr = optimizer.lr
     callbacks = _callbacks(run, callbacks, verbose)
-    hooks = _BatchHooks(callbacks)
     batches = _Batches(X, y, batch_size, rng if shuffle else None, weights)
+    run.rows, run.batch_size = batches.rows, batches.size  # a backup checks them
+    run.metrics = tuple(metrics)
     trainer = Trainer(model, loss, optimizer)
+    hooks = _BatchHooks(callbacks, run, batches, trainer)
     logs: dict = {}
     for cb in callbacks:
         cb.on_train_begin(logs)
@@ -232,15 +243,19 @@ def fit(
     with trainer, np.errstate(over="ignore", invalid="ignore"):
         finite = _FiniteWeights(trainer.params)  # the Trainer's walk, done once
         for epoch in range(run.initial_epoch, epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, logs)
+            resume, run.resume_position = run.resume_position, None
+            if resume is None:  # a resumed epoch's on_epoch_begin ran before its backup
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, logs)
             try:
-                logs = _train_epoch(trainer, batches, loss, metrics, hooks, epoch)
+                logs = _train_epoch(
+                    trainer, batches, loss, metrics, hooks, epoch, resume
+                )
                 finite.take(epoch)
             except TrainingDivergedError as exc:
                 raise finite.restore(exc) from None
             if validation is not None:
-                logs.update(_validation_logs(model, *validation, loss, metrics))
+                logs.update(_validation_logs(trainer, *validation, metrics))
             if trainer.clipping:  # how many of the epoch's steps were clipped
                 logs["clipped_steps"] = trainer.clipped_steps
                 trainer.clipped_steps = 0
@@ -251,6 +266,7 @@ def fit(
                 break
     for cb in callbacks:
         cb.on_train_end(logs)
+    run.callbacks = []  # no reference cycle run -> callbacks -> run left behind
     return run.history
 
 
@@ -485,6 +501,27 @@ def _metrics(metrics, loss: Loss) -> _Metrics:
     return found
 
 
+def _trust_checked_labels(metrics: _Metrics, y: np.ndarray) -> None:
+    """Swap accuracy for _accuracy_of_labels when the training labels y (N,) are
+    all >= 0, checked here once per fit: accuracy itself scans every batch's
+    labels for the negative ones that mark padding (1.4 us of a 4-row step)."""
+    if (
+        metrics.get("accuracy") is accuracy
+        and y.ndim == 1
+        and y.dtype.kind in "iu"
+        and len(y)
+        and y.min() >= 0
+    ):
+        metrics["accuracy"] = _accuracy_of_labels
+
+
+def _accuracy_of_labels(out: np.ndarray, labels: np.ndarray, threshold) -> float:
+    """accuracy(out, labels, threshold) for labels (N,) known to be >= 0."""
+    if out.ndim == 2 and out.shape[1] > 1:
+        return float(np.count_nonzero(out.argmax(axis=1) == labels)) / len(labels)
+    return accuracy(out, labels, threshold)
+
+
 def _threshold(loss: Loss) -> float:
     return 0.0 if loss.input_kind == "logits" else 0.5
 
@@ -511,12 +548,14 @@ def _callbacks(run: TrainingRun, callbacks, verbose) -> list[Callback]:
             raise ArgumentTypeError(
                 f"fit: callbacks must be Callback instances, got {cb!r}"
             )
+    callbacks = call_order(callbacks)  # a backup after the callbacks it saves
     if verbose == 2:
         callbacks.append(PrintLogger())
     elif verbose in (1, "auto"):  # True == 1
         callbacks.append(ProgressBar())
     for cb in callbacks:
         cb.set_run(run)
+    run.callbacks = callbacks
     return callbacks
 
 
@@ -530,21 +569,37 @@ class _BatchHooks:
     none does: fit then builds no batch logs at all (a step of XOR takes ~20 us,
     and calling empty hooks on every callback would add ~5 % to it)."""
 
-    def __init__(self, callbacks: list[Callback]) -> None:
+    def __init__(self, callbacks: list[Callback], run=None, batches=None, trainer=None):
         base = Callback.on_batch_begin, Callback.on_batch_end
-        self.begin = [cb for cb in callbacks if type(cb).on_batch_begin is not base[0]]
-        self.end = [cb for cb in callbacks if type(cb).on_batch_end is not base[1]]
+        # looked up on the instance: a callback may set its hook in __init__
+        self.begin = [cb for cb in callbacks if _overrides(cb.on_batch_begin, base[0])]
+        self.end = [cb for cb in callbacks if _overrides(cb.on_batch_end, base[1])]
         self.active = bool(self.begin or self.end)
+        self.run, self.batches, self.trainer = run, batches, trainer
+        # the position in the epoch is kept only for a backup that saves it
+        self.track = run is not None and any(cb.runs_last for cb in self.end)
 
     def on_batch_begin(self, batch: int, size: int) -> None:
         logs = {"size": size}
         for cb in self.begin:
             cb.on_batch_begin(batch, logs)
 
-    def on_batch_end(self, batch: int, size: int, loss: float) -> None:
+    def on_batch_end(self, batch: int, size: int, loss: float, where=None) -> None:
+        """where: (epoch, running loss sum, running metric sums) after the step,
+        kept as run.position for a mid-epoch backup (BackupAndRestore)."""
+        if self.track and where is not None:
+            epoch, total, sums = where
+            self.run.position = EpochPosition(
+                epoch, batch + 1, self.batches.order, total, sums,
+                self.trainer.clipped_steps,
+            )  # fmt: skip
         logs = {"size": size, "loss": loss}
         for cb in self.end:
             cb.on_batch_end(batch, logs)
+
+
+def _overrides(hook, base) -> bool:
+    return getattr(hook, "__func__", hook) is not base
 
 
 class _Batches:
@@ -558,44 +613,60 @@ class _Batches:
         # One batch of all rows has the same mean gradient in any order: it is
         # not shuffled (a permutation and two gathers less per epoch).
         self.rng = rng if self.size < self.rows else None
+        self.order = None  # the current epoch's row permutation (for backups)
+        self.resume = None  # an EpochPosition: the next epoch continues it
+
+    def _order(self):
+        """The epoch's row order and its first batch: a new permutation, or the
+        one of the epoch a mid-epoch backup continues (self.resume, used once)."""
+        resume, self.resume = self.resume, None
+        if resume is not None:
+            self.order = resume.order
+            return self.order, resume.batch * self.size
+        self.order = self.rng.permutation(self.rows) if self.rng is not None else None
+        return self.order, 0
 
     def __iter__(self):
         X, y, size = self.X, self.y, self.size
-        if size == self.rows:
+        if size == self.rows and self.resume is None:
             return iter(((X, y),))
-        if self.rng is None:
-            return ((X[i : i + size], y[i : i + size]) for i in range(0, len(X), size))
-        order = self.rng.permutation(self.rows)
+        order, first = self._order()
+        if order is None:
+            cuts = range(first, len(X), size)
+            return ((X[i : i + size], y[i : i + size]) for i in cuts)
         # a gather per batch, not a copy per epoch; take: 10 % faster
         return (
             (X.take(idx, axis=0), y.take(idx, axis=0))
-            for idx in (order[i : i + size] for i in range(0, len(X), size))
+            for idx in (order[i : i + size] for i in range(first, len(X), size))
         )
 
     def weighted(self):
         """One epoch's (xb, yb, wb) triples (the rows' weights beside them)."""
         X, y, w, size = self.X, self.y, self.weights, self.size
-        if size == self.rows:
+        if size == self.rows and self.resume is None:
             return iter(((X, y, w),))
-        if self.rng is None:
-            cuts = range(0, len(X), size)
+        order, first = self._order()
+        if order is None:
+            cuts = range(first, len(X), size)
             return ((X[i : i + size], y[i : i + size], w[i : i + size]) for i in cuts)
-        order = self.rng.permutation(self.rows)
         return (
             (X.take(idx, axis=0), y.take(idx, axis=0), w.take(idx))
-            for idx in (order[i : i + size] for i in range(0, len(X), size))
+            for idx in (order[i : i + size] for i in range(first, len(X), size))
         )
 
 
-def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
+def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int, resume=None):
     """One pass over the batches, a step each; returns the epoch's mean loss and
     metrics (as Keras: over the epoch's batches, the weights changing as it goes).
-    Raises TrainingDivergedError at the first non-finite loss."""
+    Raises TrainingDivergedError at the first non-finite loss.
+    resume: an EpochPosition; the epoch continues from it (a mid-epoch backup)."""
     if batches.weights is not None:
-        return _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch)
+        return _train_weighted_epoch(
+            trainer, batches, loss, metrics, hooks, epoch, resume
+        )
     mean = loss.reduction == "mean"
-    total, sums = 0.0, dict.fromkeys(metrics, 0.0)
-    for i, (xb, yb) in enumerate(batches):
+    total, sums, first = _epoch_start(trainer, batches, metrics, resume)
+    for i, (xb, yb) in enumerate(batches, first):
         n = len(xb)
         if hooks.active:
             hooks.on_batch_begin(i, n)
@@ -608,7 +679,7 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
         for name, metric in metrics.items():
             sums[name] += metric(trainer.last_output, yb, metrics.threshold) * n
         if hooks.active:
-            hooks.on_batch_end(i, n, value)
+            hooks.on_batch_end(i, n, value, (epoch, total, sums))
     N = batches.rows
     logs = {"loss": total / N if mean else total}
     for name, value in sums.items():
@@ -616,13 +687,13 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
     return logs
 
 
-def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
+def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch, resume):
     """_train_epoch with sample weights: each batch's loss is its weighted mean,
     and the epoch's loss the weighted mean over all rows (batches weighted by
     their weight sums). A batch whose weights are all 0 is skipped."""
     mean = loss.reduction == "mean"
-    total, sums = 0.0, dict.fromkeys(metrics, 0.0)
-    for i, (xb, yb, wb) in enumerate(batches.weighted()):
+    total, sums, first = _epoch_start(trainer, batches, metrics, resume)
+    for i, (xb, yb, wb) in enumerate(batches.weighted(), first):
         n, w_sum = len(xb), float(wb.sum())
         if w_sum == 0.0:
             continue  # nothing to learn from, and no defined mean
@@ -637,11 +708,26 @@ def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch: int) ->
         for name, metric in metrics.items():
             sums[name] += metric(trainer.last_output, yb, metrics.threshold) * n
         if hooks.active:
-            hooks.on_batch_end(i, n, value)
+            hooks.on_batch_end(i, n, value, (epoch, total, sums))
     logs = {"loss": total / float(batches.weights.sum()) if mean else total}
     for name, value in sums.items():
         logs[name] = value / batches.rows
     return logs
+
+
+def _epoch_start(trainer, batches, metrics, resume):
+    """(running loss sum, metric sums, first batch index) an epoch starts with:
+    zeros, or where a mid-epoch backup left the epoch (resume, an EpochPosition)."""
+    if resume is None:
+        return 0.0, dict.fromkeys(metrics, 0.0), 0
+    if set(resume.sums) != set(metrics):
+        raise ConfigError(
+            f"fit: the backup was written while logging metrics {sorted(resume.sums)}, "
+            f"this fit logs {sorted(metrics)}; pass the same metrics"
+        )
+    batches.resume = resume  # its row order, its first batches left out
+    trainer.clipped_steps = resume.clipped_steps
+    return resume.total, dict(resume.sums), resume.batch
 
 
 class _FiniteWeights:
@@ -699,8 +785,11 @@ def _stop_requested(run: TrainingRun) -> bool:
     return run.stop_training
 
 
-def _validation_logs(model, X_val, y_val, loss, metrics) -> dict:
-    logs = _evaluate_prepared(model, X_val, y_val, loss, list(metrics))
+def _validation_logs(trainer: Trainer, X_val, y_val, metrics) -> dict:
+    model = trainer.model
+    logs = _evaluate_prepared(
+        model, X_val, y_val, trainer.loss, list(metrics), penalty=trainer.penalty()
+    )
     model.set_training(True)  # back to training mode for the next epoch
     return {f"val_{k}": v for k, v in logs.items()}
 
@@ -735,8 +824,10 @@ def evaluate(
 
 
 def _evaluate_prepared(
-    model, X, y, loss, metric_names, batch_size=None, weights=None
+    model, X, y, loss, metric_names, batch_size=None, weights=None, penalty=None
 ) -> dict:
+    """evaluate on checked (X, y); penalty: the model's total_penalty, when the
+    caller knows it without walking the tree (fit's Trainer)."""
     step = len(X) if not batch_size else max(batch_size, 1024)
     mean = loss.reduction == "mean"
     total, outs = 0.0, []
@@ -751,7 +842,9 @@ def _evaluate_prepared(
     out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     rows = len(X) if weights is None else float(weights.sum())
     # as in training (and Keras): the layers' regularization penalties join the loss
-    logs = {"loss": (total / rows if mean else total) + total_penalty(model)}
+    if penalty is None:
+        penalty = total_penalty(model)
+    logs = {"loss": (total / rows if mean else total) + penalty}
     for name in metric_names:
         logs[name] = get_metric(name)(out, y, _threshold(loss))
     return logs
