@@ -23,7 +23,6 @@ from glassnet._validation import check_in_range, check_positive_float
 from glassnet.errors import ArgumentTypeError, CallOrderError, ConfigError, ShapeError
 from glassnet.nn.parameter import Parameter
 
-
 # -- keeping the state out of the subnormal range -------------------------------
 #
 # A state entry that stops receiving gradient decays geometrically: Adam's m by
