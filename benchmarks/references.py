@@ -334,3 +334,37 @@ class LayerNormMLPReference(_NormMLPReference):
         du = c * (1.0 + 3 * 0.044715 * z2)  # d(inner)/dz
         dadz = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
         return a, dadz
+
+
+class SmallCNNReference(LeNetReference):
+    """1x28x28 -> conv 8@3x3 (padding 1), ReLU, 2x2 max-pool -> conv 16@3x3
+    (padding 1), ReLU, 2x2 max-pool -> flatten 784 -> Dense 10, softmax
+    cross-entropy; SGD. The padded convolutions pad the input with zeros and
+    run the valid im2col convolution; the input gradient drops the border."""
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        K1, c1, K2, c2, W, b = self.p
+        z1, cols1 = _conv(_pad1(x), K1, c1)  # (N, 8, 28, 28)
+        a1 = np.maximum(z1, 0.0)
+        p1 = _pool(a1)  # (N, 8, 14, 14)
+        p1_pad = _pad1(p1)  # (N, 8, 16, 16)
+        z2, cols2 = _conv(p1_pad, K2, c2)  # (N, 16, 14, 14)
+        a2 = np.maximum(z2, 0.0)
+        p2 = _pool(a2)  # (N, 16, 7, 7)
+        f = p2.reshape(len(x), -1)  # (N, 784)
+        loss, dz = _softmax_cross_entropy(f @ W + b, y)  # (N, 10)
+        dp2 = (dz @ W.T).reshape(p2.shape)
+        dz2 = _pool_backward(dp2, a2, p2) * (a2 > 0)
+        dK2, dc2, dp1_pad = _conv_backward(dz2, cols2, K2, p1_pad.shape)
+        dz1 = _pool_backward(dp1_pad[:, :, 1:-1, 1:-1], a1, p1) * (a1 > 0)
+        dK1, dc1, _ = _conv_backward(dz1, cols1, K1, None)
+        grads = [dK1, dc1, dK2, dc2, f.T @ dz, dz.sum(axis=0)]
+        for p, g in zip(self.p, grads, strict=True):
+            p -= self.lr * g
+        return loss
+
+
+def _pad1(x: np.ndarray) -> np.ndarray:
+    """One row and column of zeros around each image: (N, C, H, W) -> (N, C,
+    H + 2, W + 2)."""
+    return np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))

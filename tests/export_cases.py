@@ -122,6 +122,23 @@ def _transformer():
     ]
 
 
+def _tagger():  # a per-token head: ids (N, T) -> scores (N, T, K)
+    head = gn.Sequential(gn.Dense(5, 4), gn.GELU(), gn.Dense(4, 3))
+    return [
+        gn.Embedding(7, 4),
+        gn.LSTM(4, 5, return_sequences=True),
+        gn.TimeDistributed(head),
+    ]
+
+
+def _per_step_conv():  # every step a (C, L) signal: (N, T, 2, 6) -> (N, T * 3)
+    return [
+        gn.TimeDistributed(gn.Conv1D(2, 3, 3, padding="same")),
+        gn.TimeDistributed(gn.GlobalMaxPool1D()),
+        gn.Flatten(),
+    ]
+
+
 CASES = [
     Case("dense", lambda: [gn.Dense(4, 3)], (4,)),
     Case("conv2d", lambda: [gn.Conv2D(2, 3, 3)], (2, 6, 5)),
@@ -247,6 +264,9 @@ CASES = [
         lambda: [gn.TransformerBlock(embed_dim=6, num_heads=3, mlp_dim=10)],
         (5, 6),
     ),
+    Case("time_distributed", lambda: [gn.TimeDistributed(gn.Dense(3, 2))], (4, 3)),
+    Case("time_distributed_tagger", _tagger, (6,), ids=7),
+    Case("time_distributed_conv", _per_step_conv, (4, 2, 6)),
 ]
 
 CASE_IDS = [case.name for case in CASES]
@@ -254,9 +274,7 @@ CASE_IDS = [case.name for case in CASES]
 
 # one of each layer glassnet.export.NOT_EXPORTED lists (no converters yet), with
 # one example's input shape: none at present
-NOT_YET: dict = {  # layers without converters: how to build one, its input shape
-    "TimeDistributed": (lambda: gn.TimeDistributed(gn.Dense(3, 2)), (4, 3)),
-}
+NOT_YET: dict = {}  # layers without converters: how to build one, its input shape
 
 # while NOT_EXPORTED is empty, the refusal is tested on a stand-in: RNN, its
 # converters taken away and a reason listed for the length of the test

@@ -119,6 +119,32 @@ def test_sequence_gru_reaches_99_percent_and_the_mlp_stays_near_chance():
     assert results["accuracy"] >= 0.99 and results["mlp_accuracy"] < 0.65
 
 
+def test_sequential_digits_gru_tiny_agrees_with_torch(capsys):
+    pytest.importorskip("sklearn")  # the digits ship with scikit-learn
+    results = load("sequential_digits_gru").main(["--tiny"])
+    out = capsys.readouterr().out
+    assert f"glassnet GRU held-out accuracy {results['accuracy']:.3f} on 450" in out
+    assert results["accuracy"] >= 0.6 and np.isfinite(results["loss"])
+    norms = results["step_norms"]
+    assert len(norms) == 8 and all(v > 0 for v in norms)
+    assert "|dL/dh_t|, t = 0 .. 7: " + " ".join(f"{v:.1e}" for v in norms) in out
+    if importlib.util.find_spec("torch") is None:
+        assert results["torch_accuracy"] is None and "not installed" in out
+    else:  # same weights, batches and float32 arithmetic: the same classifier
+        assert abs(results["torch_accuracy"] - results["accuracy"]) <= 0.01
+        assert results["agreement"] >= 0.98
+        assert f"torch.nn.GRU held-out accuracy {results['torch_accuracy']:.3f}" in out
+
+
+@pytest.mark.slow
+def test_sequential_digits_gru_baseline_reaches_97_percent_as_torch_does():
+    pytest.importorskip("sklearn")
+    results = load("sequential_digits_gru").main([])
+    assert results["accuracy"] >= 0.97
+    if results["torch_accuracy"] is not None:
+        assert abs(results["torch_accuracy"] - results["accuracy"]) <= 0.01
+
+
 @pytest.mark.parametrize(
     "length, vocab, pattern",
     [(30, 4, (0, 1)), (10, 3, (1, 1, 2)), (5, 2, (0, 0)), (6, 5, (3,)), (4, 3, (2, 0))],

@@ -92,7 +92,17 @@ LAYERS = [
     pytest.param(
         lambda: gn.AvgPool2D(3, (2, 1), ((1, 2), (0, 1))), (2, 6, 5), id="avgpool-pad"
     ),
-]
+    pytest.param(lambda: gn.Conv1D(2, 3, 3), (2, 9), id="conv1d"),
+    pytest.param(lambda: gn.Conv1D(2, 3, 3, 2, 1), (2, 10), id="c1d-s2p1"),
+    pytest.param(lambda: gn.Conv1D(1, 2, 4, 3, "same"), (1, 11), id="c1d-same"),
+    pytest.param(lambda: gn.Conv1D(3, 2, 2, padding=(0, 1)), (3, 5), id="c1d-lr"),
+    pytest.param(lambda: gn.Conv1D(3, 2, 1), (3, 4), id="conv1d-k1"),
+    pytest.param(lambda: gn.MaxPool1D(2), (2, 8), id="maxpool1d"),
+    pytest.param(lambda: gn.MaxPool1D(3, 1, 1), (2, 7), id="maxp1d-overlap"),
+    pytest.param(lambda: gn.MaxPool1D(4, 3, "same"), (1, 10), id="maxpool1d-same"),
+    pytest.param(lambda: gn.AvgPool1D(2), (3, 6), id="avgpool1d"),
+    pytest.param(lambda: gn.AvgPool1D(3, 2, ((2, 1),)), (2, 7), id="avgpool1d-pad"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("make, shape", LAYERS)
@@ -137,6 +147,26 @@ class WrongMaxPool(gn.MaxPool2D):
         return super().backward(dout) * 2.0
 
 
+class WrongConv1D(gn.Conv1D):
+    """dL/dx one sample off: the padding offset miscounted (a common slip)."""
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        return np.roll(dx, 1, axis=2)
+
+
+class WrongConv1DWeight(gn.Conv1D):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.weight.grad = self.weight.grad[:, :, ::-1].copy()  # flipped kernel
+        return dx
+
+
+class WrongAvgPool1D(gn.AvgPool1D):
+    def backward(self, dout):
+        return super().backward(dout) * self.kernel_size[0]  # forgets the 1/K
+
+
 @pytest.mark.parametrize(
     "layer, shape, bad",
     [
@@ -145,6 +175,9 @@ class WrongMaxPool(gn.MaxPool2D):
         (WrongTanh(), (4,), "x"),
         (WrongConv(1, 2, 3), (1, 5, 5), "weight"),
         (WrongMaxPool(2), (1, 4, 4), "x"),
+        (WrongConv1D(2, 2, 3, stride=2), (2, 9), "x"),
+        (WrongConv1DWeight(1, 2, 3, padding=1), (1, 6), "weight"),
+        (WrongAvgPool1D(3, stride=2), (2, 7), "x"),
     ],
 )
 def test_a_wrong_backward_fails_the_formula_check(layer, shape, bad):
@@ -179,6 +212,10 @@ def _jacobian(layer, x):
         (lambda: gn.Conv2D(1, 2, 3, padding=1, dtype=np.float64), (1, 4, 4), True),
         (lambda: gn.MaxPool2D(2), (2, 4, 4), True),
         (lambda: gn.AvgPool2D(2), (1, 4, 4), True),
+        (lambda: gn.Conv1D(2, 2, 3, 2, 1, dtype=np.float64), (2, 8), True),
+        (lambda: gn.Conv1D(1, 2, 4, 3, "same", dtype=np.float64), (1, 10), True),
+        (lambda: gn.MaxPool1D(3, 1, 1), (2, 6), True),
+        (lambda: gn.AvgPool1D(3, 2, 2), (2, 7), True),
     ],
 )
 def test_stated_jacobian_shape_and_sparsity_are_the_real_ones(make, shape, exact, rng):
@@ -197,6 +234,23 @@ def test_stated_jacobian_shape_and_sparsity_are_the_real_ones(make, shape, exact
         for m in range(N):
             block = J[n * per_out : (n + 1) * per_out, m * per_in : (m + 1) * per_in]
             assert n == m or not block.any()
+
+
+def test_conv1d_explanation_states_the_users_numbers():
+    model = gn.Sequential(gn.Conv1D(2, 3, 4, stride=3, padding="same"), seed=0)
+    d = explain(model, (2, 10), batch_size=5).layers[0].derivation
+    text = " ".join(
+        [d.forward.formula, d.forward.shapes, *d.why, d.jacobian.text()]
+        + [f"{s.name} {s.formula} {s.shapes}" for s in d.backward]
+    )
+    # "same" with stride 3 on 10 samples: L_out = 4, total (4-1)*3 + 4 - 10 = 3
+    assert "(5, 2, 10) * (3, 2, 4) + (3,) -> (5, 3, 4)" in text
+    assert "padding 'same' = (1, 2)" in text
+    assert "L_out = (10 + 1 + 2 - 4) // 3 + 1 = 4" in text
+    assert "transposed correlation" in text and "read with stride 3" in text
+    assert "-> (3, 2, 4) = W's shape" in text and "-> (5, 2, 10) = x's shape" in text
+    pool = explain(gn.Sequential(gn.MaxPool1D(2), seed=0), (1, 6), batch_size=1)
+    assert "first maximum" in str(pool) and "offset k" in str(pool)
 
 
 def test_softmax_block_shown_is_diag_s_minus_s_st_of_example_0(rng):

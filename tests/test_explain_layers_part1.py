@@ -78,7 +78,12 @@ def test_a_model_with_every_new_layer_is_explained_and_matches():
         gn.Embedding(9, 4), gn.LayerNorm(4), gn.GlobalAvgPool1D(), gn.Dense(6, 3),
         seed=0,
     )  # fmt: skip
-    cases = [(model, (5,)), (images, (2, 5, 5)), (sequences, (6,))]
+    signals = gn.Sequential(
+        gn.Conv1D(2, 4, 3, stride=2, padding=1), gn.BatchNorm1D(4), gn.ReLU(),
+        gn.MaxPool1D(2), gn.AvgPool1D(2, stride=1), gn.GlobalMaxPool1D(),
+        gn.Dense(4, 3), seed=0,
+    )  # fmt: skip
+    cases = [(model, (5,)), (images, (2, 5, 5)), (sequences, (6,)), (signals, (2, 17))]
     for net, shape in cases:
         for training in (True, False):
             report = explain(

@@ -263,6 +263,12 @@ ERRORS = [
         "to_onnx_nodes must return the name of its output tensor (a str), got list",
     ),
     (_dense_model(BadNode(4)), {}, gn.ConfigError, "the graph fails onnx.checker"),
+    (
+        gn.Sequential(gn.TimeDistributed(NoHooks()), seed=0),
+        {"input_shape": (3, 4)},
+        gn.ConfigError,
+        "layer '0.layer' (NoHooks) has no ONNX converter",
+    ),
     ("a model", {}, gn.ArgumentTypeError, "expected a glassnet model"),
 ]
 

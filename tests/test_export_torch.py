@@ -445,7 +445,9 @@ def test_from_torch_wants_one_float_dtype_and_a_module(module, message):
 
 
 @pytest.mark.parametrize(
-    "name", ["residual_mlp", "sequence", "stacked_recurrent", "transformer"]
+    "name",
+    ["residual_mlp", "sequence", "stacked_recurrent", "transformer"]
+    + ["time_distributed_tagger", "time_distributed_conv"],
 )
 def test_save_torch_writes_a_program_with_a_dynamic_batch(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
@@ -465,3 +467,78 @@ def test_save_torch_writes_a_program_with_a_dynamic_batch(name, tmp_path):
             rtol=1e-12,
             atol=1e-12,
         )
+
+
+# -- TimeDistributed ----------------------------------------------------------------
+
+TIME_DISTRIBUTED = [c for c in CASES if c.name.startswith("time_distributed")]
+
+
+@pytest.mark.parametrize("case", TIME_DISTRIBUTED, ids=lambda c: c.name)
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-6), (np.float64, 1e-10)])
+def test_time_distributed_computes_glassnets_outputs_in_torch(case, dtype, tol):
+    model = case.model(dtype)
+    module = to_torch(model)
+    assert any(".layer." in name for name in module.state_dict())  # glassnet's names
+    x = case.inputs(4)
+    got = numpy(module(torch_input(case, x if case.ids else x.astype(dtype))))
+    want = model.predict(x)
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_time_distributed_refuses_a_wrapped_layer_without_converters():
+    model = gn.Sequential(gn.Dense(3, 4), gn.TimeDistributed(NoHooks()), seed=0)
+    with pytest.raises(gn.ConfigError) as info:
+        to_torch(model)
+    assert "layer '1.layer' (NoHooks) has no PyTorch converter" in str(info.value)
+
+
+def _steps_after_embedding():
+    return nn.Sequential(nn.Embedding(7, 4), nn.Linear(4, 3))
+
+
+def _steps_after_norm():  # two Linears over the steps, an activation between
+    return nn.Sequential(
+        nn.Embedding(7, 4), nn.LayerNorm(4), nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)
+    )
+
+
+def _steps_in_a_residual():
+    inner = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+    from glassnet.export._torch_modules import Residual
+
+    return nn.Sequential(nn.Embedding(7, 4), Residual(inner), nn.Linear(4, 3))
+
+
+@pytest.mark.parametrize(
+    "make, wrapped",
+    [
+        (_steps_after_embedding, ["1"]),
+        (_steps_after_norm, ["2", "4"]),
+        (_steps_in_a_residual, ["1.block.0", "2"]),
+    ],
+    ids=["after-embedding", "after-layernorm", "in-a-residual"],
+)
+def test_a_linear_over_a_sequence_imports_as_time_distributed_dense(make, wrapped):
+    torch.manual_seed(0)
+    module = make().double().eval()
+    model = from_torch(module)
+    found = [
+        n
+        for n, layer in model.named_layers()
+        if type(layer).__name__ == "TimeDistributed"
+    ]
+    assert found == wrapped
+    ids = np.random.default_rng(0).integers(0, 7, size=(5, 6))
+    want = numpy(module(torch.from_numpy(ids)))  # (5, 6, K)
+    np.testing.assert_allclose(model.predict(ids), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_model_that_starts_with_a_linear_keeps_dense():
+    model = from_torch(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Dense",
+        "ReLU",
+        "Dense",
+    ]

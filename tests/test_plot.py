@@ -274,3 +274,37 @@ def test_gradient_flow_of_the_per_layer_trace(tmp_path):
         red = [bar.get_facecolor() == to_rgba("#d62728") for bar in ax.patches]
         assert red == warned
     render(trace.plot(), tmp_path, (5, 4))
+
+
+def test_gradient_flow_of_a_recurrent_model_draws_a_line_per_step_norm(tmp_path):
+    X, y = gn.datasets.make_sequences(32, 10, seed=0)
+    model = gn.Sequential(
+        gn.Embedding(4, 6),
+        gn.GRU(6, 5, return_sequences=True, bidirectional=True),
+        gn.LSTM(10, 4),
+        gn.Dense(4, 2),
+        seed=0,
+    )
+    trace = gn.gradient_flow(model, X, y)
+    expected = [
+        (f"{row.index} {row.layer}" + (f" {name}" if len(row.step_norms) > 1 else ""),
+         norms)
+        for row in trace.rows
+        for name, norms in row.step_norms.items()
+    ]  # fmt: skip
+    assert len(expected) == 3  # GRU forward and reverse, LSTM
+    for source in (trace, trace.to_dict()):
+        fig = gn.plot.gradient_flow(source)
+        bars, steps = fig.axes  # the bars, and the per-step lines below them
+        assert steps.get_legend() is not None
+        assert len(bars.patches) == len(trace.rows)
+        assert steps.get_yscale() == "log" and steps.get_xlabel() == "time step t"
+        lines = steps.get_lines()
+        assert [ln.get_label() for ln in lines] == [label for label, _ in expected]
+        for line, (_, norms) in zip(lines, expected, strict=True):
+            np.testing.assert_array_equal(line.get_xdata(), np.arange(10))
+            np.testing.assert_allclose(line.get_ydata(), norms)
+    plain = gn.Sequential(gn.Dense(4, 3), seed=0)
+    X4, y4 = gn.datasets.load_iris()
+    assert len(gn.plot.gradient_flow(gn.gradient_flow(plain, X4, y4)).axes) == 1
+    render(trace.plot(), tmp_path, (6, 7))

@@ -354,6 +354,36 @@ def _gradient_norms(report) -> tuple[list[str], np.ndarray, list[bool]]:
     return names, np.asarray(norms), passed
 
 
+def _step_norms(report) -> list[tuple[str, np.ndarray]]:
+    """(label, |dL/dh_t| for t = 0 .. T-1) per recurrent layer and direction of
+    a gradient_flow report (rows with a non-empty "step_norms"); [] otherwise."""
+    if isinstance(report, Mapping):
+        rows = report.get("rows", report.get("layers", []))
+    else:
+        rows = getattr(report, "rows", [])
+    lines = []
+    for row in rows if isinstance(rows, (list, tuple)) else []:
+        per_direction = _field(row, "step_norms") or {}
+        for name, norms in per_direction.items():
+            label = f"{_field(row, 'index')} {_field(row, 'layer')}"
+            label += f" {name}" if len(per_direction) > 1 else ""
+            lines.append((label, np.asarray(norms, dtype=np.float64)))
+    return lines
+
+
+def _draw_step_norms(ax, lines: list[tuple[str, np.ndarray]]) -> None:
+    """One line of |dL/dh_t| over t per recurrent layer and direction, log y."""
+    for label, norms in lines:
+        shown = np.where(norms > 0, norms, np.nan)  # a zero has no place on a log axis
+        ax.plot(np.arange(len(norms)), shown, marker=".", label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("|dL/dh_t| (mean over batch)")
+    ax.set_title("gradient per time step")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figure:
     """Gradient norms, input to output, on a log scale.
 
@@ -364,6 +394,9 @@ def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figu
     to_dict() giving rows with a "grad_norm" (or "norm"), or a dict
     name -> norm (or name -> gradient array).
     A zero norm is drawn as a short hatched bar marked 0.
+    When the model has recurrent layers (RNN, LSTM, GRU), a second panel below
+    draws |dL/dh_t| over the time steps t, a line per layer and direction, on a
+    log scale: the mean over the batch of each example's L2 norm of dL/dh_t.
     """
     names, norms, passed = _gradient_norms(report)
     if len(names) == 0:
@@ -374,8 +407,10 @@ def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figu
     positive = norms[norms > 0]
     floor = positive.min() / 100 if positive.size else 1e-12
     heights = np.where(norms > 0, norms, floor)
-    fig = _figure(figsize or (max(4.0, 0.55 * len(names) + 1.5), 3.8))
-    ax = fig.add_subplot()
+    steps = _step_norms(report)
+    width = max(4.0, 0.55 * len(names) + 1.5)
+    fig = _figure(figsize or ((max(width, 6.0), 7.6) if steps else (width, 3.8)))
+    ax = fig.add_subplot(2, 1, 1) if steps else fig.add_subplot()
     colours = ["#1f77b4" if ok else "#d62728" for ok in passed]
     bars = ax.bar(range(len(names)), heights, color=colours)
     for bar, value in zip(bars, norms, strict=True):
@@ -389,5 +424,7 @@ def gradient_flow(report, *, figsize: tuple[float, float] | None = None) -> Figu
     flagged = "" if all(passed) else " (red: failed check or warning)"
     ax.set_title("gradient flow" + flagged)
     ax.grid(True, axis="y", alpha=0.3)
+    if steps:
+        _draw_step_norms(fig.add_subplot(2, 1, 2), steps)
     fig.tight_layout()
     return fig

@@ -72,7 +72,9 @@ def from_torch(module, *, dtype=None):
     glassnet has: Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, Flatten, Dropout,
     Identity, the activations (Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, GELU,
     SiLU, ELU, Softplus), BatchNorm1d/2d, LayerNorm, Embedding, nested
-    Sequential, and the modules to_torch makes. Anything else, or an option
+    Sequential, and the modules to_torch makes. An nn.Linear that sees a
+    sequence (N, T, D), after an Embedding, a recurrent layer that returns every
+    step or attention, becomes TimeDistributed(Dense). Anything else, or an option
     glassnet does not have (dilation, groups, bias=False, padding_mode,
     ceil_mode, count_include_pad=False with padding, padding_idx, ...), raises
     ConfigError naming the module's path, its type and the option. The model

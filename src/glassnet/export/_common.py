@@ -14,12 +14,9 @@ from glassnet.nn.layers.residual import Residual
 # glassnet's layers without converters, and why: {class name: reason}. to_torch
 # and to_onnx refuse them with this reason, the README's export table lists them,
 # and the tests check that every other layer class glassnet ships has its
-# converters. Empty since the sequence layers got theirs; a layer that lands
+# converters. Empty since TimeDistributed got its converters; a layer that lands
 # before its converters is listed here until it has them.
-NOT_EXPORTED: dict[str, str] = {
-    "TimeDistributed": "no converter yet: a reshape to (N*T, ...) around its layer "
-    "in torch and ONNX would do it; export the layer on its own meanwhile",
-}
+NOT_EXPORTED: dict[str, str] = {}
 
 
 def not_exported_reason(layer: Layer) -> str | None:

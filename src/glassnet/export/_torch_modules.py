@@ -42,6 +42,21 @@ class Concat(nn.Module):
         return f"axis={self.axis}"
 
 
+class TimeDistributed(nn.Module):
+    """One module at every time step, as glassnet.TimeDistributed: (N, T, ...)
+    is merged into one batch of N*T steps for the module and split back. The
+    module is named "layer" (glassnet's parameter names: "layer.weight")."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T = x.shape[1]
+        out = self.layer(x.flatten(0, 1))  # (N*T, ...)
+        return out.unflatten(0, (-1, T))  # (N, T, ...)
+
+
 class GlobalAvgPool1d(nn.Module):
     """(N, C, L) -> (N, C): the mean over the length, as glassnet.GlobalAvgPool1D."""
 

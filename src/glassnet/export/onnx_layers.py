@@ -64,6 +64,7 @@ from glassnet.nn.layers import (
     Softmax,
     Softplus,
     Tanh,
+    TimeDistributed,
 )
 from glassnet.nn.layers.base import Layer, output_layer
 from glassnet.nn.layers.containers import Sequential
@@ -282,6 +283,17 @@ def _sequential(layer: Sequential, graph: OnnxGraph, x: str) -> str:
 @exports(Residual)
 def _residual(layer: Residual, graph: OnnxGraph, x: str) -> str:
     return graph.node("Add", [x, graph.convert(layer.block, "block", x)])
+
+
+@exports(TimeDistributed)
+def _time_distributed(layer: TimeDistributed, graph: OnnxGraph, x: str) -> str:
+    # the wrapped layer's own nodes on one batch of N*T steps, as in glassnet
+    T, *step = graph.shape(x, needed_by="TimeDistributed")
+    steps = graph.node("Reshape", [x, graph.ints([-1, *step], "steps_shape")])
+    graph.set_shape(steps, tuple(step))  # (N*T, *step)
+    y = graph.convert(layer.layer, "layer", steps)  # (N*T, *step_out)
+    step_out = graph.shape(y, needed_by="TimeDistributed")
+    return graph.node("Reshape", [y, graph.ints([-1, T, *step_out], "out_shape")])
 
 
 @exports(Concat)

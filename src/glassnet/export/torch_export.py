@@ -60,6 +60,7 @@ from glassnet.nn.layers import (
     Softmax,
     Softplus,
     Tanh,
+    TimeDistributed,
 )
 from glassnet.nn.layers._windows import parse_padding
 from glassnet.nn.layers.base import Layer
@@ -240,6 +241,11 @@ def _sequential(layer: Sequential, convert) -> nn.Module:
 @exports(Residual)
 def _residual(layer: Residual, convert) -> nn.Module:
     return tm.Residual(convert(layer.block, "block"))
+
+
+@exports(TimeDistributed)
+def _time_distributed(layer: TimeDistributed, convert) -> nn.Module:
+    return tm.TimeDistributed(convert(layer.layer, "layer"))
 
 
 @exports(Concat)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from glassnet.errors import ArgumentTypeError, ConfigError
+from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.export import _torch_modules as tm
 from glassnet.export import torch_sequence
 from glassnet.export._common import float_dtype
@@ -49,6 +49,7 @@ from glassnet.nn.layers import (
     Softmax,
     Softplus,
     Tanh,
+    TimeDistributed,
 )
 from glassnet.nn.layers.base import Layer
 from glassnet.nn.layers.containers import Sequential
@@ -360,6 +361,71 @@ def _from_concat(module: tm.Concat, site: _Site) -> Layer:
     return Concat(*branches, axis=module.axis)
 
 
+@imports(tm.TimeDistributed)
+def _from_time_distributed(module: tm.TimeDistributed, site: _Site) -> Layer:
+    return TimeDistributed(site.convert(module.layer, "layer"))
+
+
+# -- nn.Linear over a sequence -------------------------------------------------------
+
+
+def _probe_shape(first: Layer) -> tuple[int, ...] | None:
+    """A made-up example shape for a model whose first layer fixes the input's
+    rank (ids (T,), or steps (T, D)), with T = 2; None when it does not."""
+    if isinstance(first, Embedding):
+        return (2,)
+    size = getattr(first, "input_size", None) or getattr(first, "embed_dim", None)
+    return (2, size) if isinstance(size, int) else None
+
+
+def _shape_after(layer: Layer, shape):
+    try:
+        return layer.output_shape(shape)
+    except ShapeError:
+        return None
+
+
+def _per_step(layer: Layer, shape) -> Layer:
+    """layer with every Dense that sees a sequence, one example (T, D), wrapped
+    in TimeDistributed (containers are changed in place)."""
+    if shape is None:
+        return layer
+    if type(layer) is Dense and len(shape) == 2 and shape[1] == layer.in_features:
+        return TimeDistributed(layer)
+    if type(layer) is Sequential:
+        for i, child in enumerate(layer.layers):
+            layer.layers[i] = child = _per_step(child, shape)
+            shape = _shape_after(child, shape)
+    elif type(layer) is Residual:
+        layer.block = _per_step(layer.block, shape)
+    elif type(layer) is Concat:
+        layer.branches = [_per_step(b, shape) for b in layer.branches]
+    return layer
+
+
+def _linears_over_steps(layers: list[Layer]) -> list[Layer]:
+    """torch applies nn.Linear to the last axis of any input, glassnet's Dense
+    takes (N, D): an nn.Linear that sees a sequence (N, T, D), after an
+    Embedding, a recurrent layer that returns every step or attention, becomes
+    TimeDistributed(Dense), glassnet's layer for that. The sequences are found
+    by following one example's shape from a first layer that fixes it; a model
+    that starts with nn.Linear keeps Dense (its input is taken to be (N, D))."""
+    if not layers:
+        return layers
+    first = layers[0]
+    while isinstance(first, (Sequential, Residual)):  # the leaf that sees x
+        inner = first.layers if isinstance(first, Sequential) else [first.block]
+        if not inner:
+            return layers
+        first = inner[0]
+    shape = _probe_shape(first)
+    out = []
+    for layer in layers:
+        out.append(layer := _per_step(layer, shape))
+        shape = _shape_after(layer, shape) if shape is not None else None
+    return out
+
+
 def _float_dtype(module: nn.Module) -> np.dtype:
     """The one float dtype of the module's parameters and buffers."""
     dtypes = {t.dtype for t in module.state_dict().values() if t.is_floating_point()}
@@ -389,7 +455,7 @@ def from_torch(module: nn.Module, *, dtype=None) -> Sequential:
         layers = [importer.convert(m, name) for name, m in module.named_children()]
     else:
         layers = [importer.convert(module, "")]
-    model = Sequential(*layers, dtype=dtype)
+    model = Sequential(*_linears_over_steps(layers), dtype=dtype)
     importer.apply_loads()
     model.set_training(module.training)
     return model

@@ -46,6 +46,9 @@ class Derivation:
 class Rule:
     describe: object  # (LayerTrace) -> Derivation
     vjp: object  # (LayerTrace) -> {"x": dL/dx, parameter name: gradient}
+    # (LayerTrace) -> what else the layer's code computes that vjp also derives
+    # (a recurrent layer's dL/dh_t per step), by the same names: checked too
+    actual: object = None
 
 
 def matrix_text(a: np.ndarray) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from glassnet.reports import (
     _rules_attention,
     _rules_conv,
+    _rules_conv1d,
     _rules_elementwise,
     _rules_embedding,
     _rules_global_pool,
@@ -166,6 +167,7 @@ def find_rule(layer) -> Rule | None:
         **RULES,
         **_rules_elementwise.RULES,
         **_rules_conv.RULES,
+        **_rules_conv1d.RULES,
         **_rules_tree.RULES,
         **_rules_norm.RULES,
         **_rules_embedding.RULES,

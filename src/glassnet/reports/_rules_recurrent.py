@@ -11,7 +11,10 @@ in one product after the loop): it recomputes the forward pass from the traced
 input, builds each step's local Jacobians as explicit matrices, d state_t /
 d(pre-activations) and d state_t / d state_{t-1} (state = h, or [h, c] for the
 LSTM), chains them backwards through time, and adds each step's weight
-gradient inside the loop.
+gradient inside the loop. On the way it records dL/dh_t, the gradient
+reaching every hidden state, and explain compares it with what
+_time_steps.hidden_gradients walks back through the layer's own step backward
+(the per-step numbers gradient_flow reports).
 """
 
 import numpy as np
@@ -19,6 +22,12 @@ import numpy as np
 from glassnet._kernels import sigmoid
 from glassnet.reports._derivation import Derivation, Jacobian, Rule, Step
 from glassnet.reports._table import shape_str
+from glassnet.reports._time_steps import (
+    directions,
+    hidden_gradients,
+    output_gradients,
+    step_norms,
+)
 
 _BASES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -108,7 +117,7 @@ def _direction(layer, x, dhs, params):
 
     x (N, T, D) and dhs (N, T, H), the output's gradient for every h_t, both in
     processing order -> dx (N, T, D), the four parameter gradients, and
-    |dL/dh_t| per step (the mean over the batch)."""
+    dL/dh_t (N, T, H) in processing order: all that reaches each h_t."""
     step, parts = _CELLS[_cell(layer)]
     w_ih, w_hh, b_ih, b_hh = params
     N, T, _ = x.shape
@@ -122,11 +131,11 @@ def _direction(layer, x, dhs, params):
     grads = [np.zeros_like(p) for p in params]
     dx = np.zeros_like(x)
     ds = np.zeros((N, parts * H))  # dL/d state_t from the steps after t
-    norms = np.zeros(T)
+    dh_steps = np.zeros((N, T, H))
     GH = w_ih.shape[0]
     for t in reversed(range(T)):
         ds[:, :H] += dhs[:, t]  # h_t also reaches the output directly
-        norms[t] = np.linalg.norm(ds[:, :H], axis=1).mean()
+        dh_steps[:, t] = ds[:, :H]
         h_prev = states[t][:, :H]
         px = x[:, t] @ w_ih.T + b_ih
         ph = h_prev @ w_hh.T + b_hh
@@ -140,37 +149,40 @@ def _direction(layer, x, dhs, params):
         dx[:, t] = dpx @ w_ih
         ds = (ds[:, None, :] @ ds_dprev)[:, 0]  # the direct path (c, or z h)
         ds[:, :H] += dph @ w_hh  # and the path through the recurrent product
-    return dx, grads, norms
+    return dx, grads, dh_steps
 
 
-def _reference(t) -> tuple[dict, np.ndarray]:
-    """The reference gradients by name, and |dL/dh_t| of the forward direction
-    (computed once per trace: the derivation and the check both use them)."""
+def _reference(t) -> dict:
+    """The reference gradients by name, "dL/dh_t" included (computed once per
+    trace: the derivation and the check both use them)."""
     if getattr(t, "_bptt", None) is None:
         t._bptt = _bptt(t)
     return t._bptt
 
 
-def _bptt(t) -> tuple[dict, np.ndarray]:
+def _bptt(t) -> dict:
     layer, x, g = t.layer, np.asarray(t.x), t.g
-    N, T, _ = x.shape
-    H = layer.hidden_size
-    reference, dx, norms = {}, np.zeros_like(x), None
+    T = x.shape[1]
+    reference, dx, dh = {}, np.zeros_like(x), []
     for d, suffix in enumerate(layer._suffixes()):
         params = [getattr(layer, base + suffix).data for base in _BASES]
-        part = g[..., d * H : (d + 1) * H]
-        if layer.return_sequences:
-            dhs = part if d == 0 else part[:, ::-1]  # processing order
-        else:  # the final state: processing step T-1 in both directions
-            dhs = np.zeros((N, T, H))
-            dhs[:, -1] = part
+        dhs = output_gradients(layer, g, d, T)  # processing order
         xs = x if d == 0 else x[:, ::-1]
-        dx_d, grads, step_norms = _direction(layer, xs, dhs, params)
+        dx_d, grads, dh_d = _direction(layer, xs, dhs, params)
         dx += dx_d if d == 0 else dx_d[:, ::-1]
+        dh.append(dh_d if d == 0 else dh_d[:, ::-1])  # time order
         reference.update(zip((b + suffix for b in _BASES), grads, strict=True))
-        norms = step_norms if d == 0 else norms
     reference["x"] = dx
-    return reference, norms
+    reference["dL/dh_t"] = np.stack(dh)  # (directions, N, T, H)
+    return reference
+
+
+def _hidden(t) -> dict:
+    """dL/dh_t as gradient_flow reports it, the layer's own step backward, one
+    (N, T, H) per direction (computed once per trace, like _reference)."""
+    if getattr(t, "_hidden", None) is None:
+        t._hidden = hidden_gradients(t.layer, t.x, t.g)
+    return {"dL/dh_t": np.stack(t._hidden)}
 
 
 # -- the derivation text ---------------------------------------------------------------
@@ -326,13 +338,22 @@ def _recurrent(t) -> Derivation:
             "(GRU: plus z on the direct path): over k steps the gradient shrinks "
             "or grows geometrically (vanishing or exploding gradients)"
         )
-    _, norms = _reference(t)
-    text = " ".join(f"{v:.2e}" for v in norms)
-    if T > 12:
-        head, tail = norms[:5], norms[-5:]
-        text = " ".join(f"{v:.2e}" for v in head) + " ... "
-        text += " ".join(f"{v:.2e}" for v in tail)
-    numbers = [Step("|dL/dh_t|, t = 0 ..", text, "mean over the batch, forward")]
+    numbers = []
+    gradients = _hidden(t)["dL/dh_t"]  # (directions, N, T, H)
+    for name, dh in zip(directions(layer), gradients, strict=True):
+        norms = step_norms(dh)
+        text = " ".join(f"{v:.2e}" for v in norms)
+        if T > 12:
+            head, tail = norms[:5], norms[-5:]
+            text = " ".join(f"{v:.2e}" for v in head) + " ... "
+            text += " ".join(f"{v:.2e}" for v in tail)
+        numbers.append(
+            Step(
+                "|dL/dh_t|, t = 0 ..",
+                text,
+                f"mean over the batch of ||dL/dh_t[n]||, {name}",
+            )
+        )
     return Derivation(
         Step(
             "forward",
@@ -348,11 +369,11 @@ def _recurrent(t) -> Derivation:
 
 
 def _recurrent_vjp(t) -> dict:
-    return _reference(t)[0]
+    return _reference(t)
 
 
 RULES = {
-    "RNN": Rule(_recurrent, _recurrent_vjp),
-    "LSTM": Rule(_recurrent, _recurrent_vjp),
-    "GRU": Rule(_recurrent, _recurrent_vjp),
+    "RNN": Rule(_recurrent, _recurrent_vjp, _hidden),
+    "LSTM": Rule(_recurrent, _recurrent_vjp, _hidden),
+    "GRU": Rule(_recurrent, _recurrent_vjp, _hidden),
 }

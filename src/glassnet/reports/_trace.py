@@ -125,8 +125,8 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
 
 # what the entries of a layer's tuple cache are, by class name (for the tables)
 CACHE_NAMES = {
-    "Conv2D": ("grid", "cols"),
-    "MaxPool2D": ("x", "out"),
+    "_Convolution": ("grid", "cols"),  # Conv1D and Conv2D
+    "_MaxPool": ("grid", "x", "out"),  # 1-D and 2-D: x padded, as (N, C, H, W)
     "Dropout": ("mask",),
     "_BatchNorm": ("training", "xhat", "inv_std"),
     "LayerNorm": ("xhat", "inv_std"),

@@ -291,6 +291,8 @@ def explain(
             reference = rule.vjp(t)
             actual = {"x": t.dx, **t.grads}
             actual.update({f"g of {c.local_name}": c.g for c in t.children})
+            if rule.actual is not None:
+                actual.update(rule.actual(t))
             check = {
                 k: relative_difference(actual[k], v, _floor(t.g, v))
                 for k, v in reference.items()

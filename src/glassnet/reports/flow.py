@@ -9,6 +9,13 @@ the gradient vanishes or explodes. The layers inside a nested Sequential,
 Residual or Concat get rows of their own, named by their qualified path and
 indented under the row of the layer that holds them; warnings are about the
 layers that compute (those that hold no other layers).
+
+A recurrent layer (RNN, LSTM, GRU) also gets its gradient per time step, the
+vanishing-gradient picture: |dL/dh_t| for t = 0 .. T-1, the mean over the batch
+of each example's L2 norm over the H hidden features of dL/dh_t (the total
+gradient reaching h_t: from the output and from step t+1), per direction, in
+time order. The text shows the first, middle and last values and a log-scale
+sparkline; to_dict() and the plot have every value.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -16,6 +23,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from glassnet.reports._table import Report, Section, Table, layer_name, shape_str
+from glassnet.reports._time_steps import (
+    directions,
+    hidden_gradients,
+    is_recurrent,
+    step_norms,
+)
 from glassnet.reports._trace import layers_of, output_trace, run_trace
 
 SATURATED = {"Sigmoid": 0.01, "Tanh": 0.01, "Softmax": 0.01}  # |out - a limit| below
@@ -42,6 +55,9 @@ class FlowRow:
     )  # name -> |dL/dp| / |p| (None: p = 0)
     warnings: list = field(default_factory=list)
     depth: int = 0  # 0 for the model's own layers, 1 for the layers inside those...
+    # recurrent layers: direction ("forward", "reverse") -> |dL/dh_t| for t = 0 ..
+    # T-1, the mean over the batch of ||dL/dh_t[n]|| (L2 over the H features)
+    step_norms: dict = field(default_factory=dict)
 
 
 def _kind(layer, names) -> str | None:
@@ -116,6 +132,7 @@ class GradientFlowReport(Report):
             f"loss {self.loss:.6g}; |dL/d(output)| = {self.top_grad_norm:.2e} at the "
             "top; read |dL/dout| from the bottom row up to follow the gradient down"
         ]
+        notes += _time_step_notes(self.rows)
         return notes + [f"WARNING: {w}" for w in self.warnings]
 
     def to_dict(self) -> dict:
@@ -158,7 +175,10 @@ def gradient_flow(
     for a layer whose upstream gradient norm is below `vanishing` or above
     `exploding` times the norm at the network's output, for a Sigmoid, Tanh or
     Softmax with more than `saturated` of its outputs saturated, and for a ReLU
-    with more than `dead` of its units dead. The model itself is not changed.
+    with more than `dead` of its units dead, and for a recurrent layer whose
+    |dL/dh_t| at the first step it processes is below `vanishing` times its
+    largest over the steps (vanishing through time; per-step norms in
+    row.step_norms). The model itself is not changed.
     """
     from glassnet._validation import as_float_array
     from glassnet.nn.losses import get_loss
@@ -199,6 +219,11 @@ def gradient_flow(
             size, grad = _norm(p.data), _norm(t.grads[p.name])
             row.param_grads[p.name] = grad
             row.param_ratios[p.name] = grad / size if size > 0 else None
+        if is_recurrent(t.layer):
+            gradients = hidden_gradients(t.layer, t.x, t.g)  # (N, T, H) each
+            for name, dh in zip(directions(t.layer), gradients, strict=True):
+                row.step_norms[name] = [float(v) for v in step_norms(dh)]
+            _warn_through_time(row, vanishing)
         if not t.children:  # a container's gradients are its layers'
             _warn(row, top, exploding, saturated, dead)
             leaves.append(row)
@@ -214,6 +239,66 @@ def gradient_flow(
         f"loss {type(loss_fn).__name__}"
     )
     return GradientFlowReport(title, rows, float(value), top)
+
+
+SPARK = "_.-~=+*#"  # 8 levels, low to high, on a log scale; ASCII on any terminal
+SPARK_WIDTH = 20  # at most this many steps drawn; longer sequences are sampled
+
+
+def sparkline(values) -> str:
+    """A log-scale line of SPARK characters, one per value (evenly sampled down to
+    SPARK_WIDTH); zeros and non-finite values show as a space."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) > SPARK_WIDTH:
+        v = v[np.linspace(0, len(v) - 1, SPARK_WIDTH).round().astype(int)]
+    ok = np.isfinite(v) & (v > 0)
+    if not ok.any():
+        return " " * len(v)
+    logs = np.log10(np.where(ok, v, 1.0))
+    low, high = logs[ok].min(), logs[ok].max()
+    span = high - low if high > low else 1.0
+    levels = np.round((logs - low) / span * (len(SPARK) - 1)).astype(int)
+    return "".join(
+        SPARK[k] if good else " " for k, good in zip(levels, ok, strict=True)
+    )
+
+
+def _time_step_notes(rows: list[FlowRow]) -> list[str]:
+    """One note per recurrent layer and direction: first, middle and last
+    |dL/dh_t| and a sparkline of all steps."""
+    recurrent = [r for r in rows if r.step_norms]
+    if not recurrent:
+        return []
+    notes = [
+        "|dL/dh_t| per time step (mean over the batch of each example's L2 norm "
+        "over the hidden features; sparkline on a log scale, _ lowest, # highest):"
+    ]
+    for r in recurrent:
+        for name, norms in r.step_norms.items():
+            T = len(norms)
+            picks = sorted({0, (T - 1) // 2, T - 1})
+            values = "  ".join(f"t={t} {norms[t]:.1e}" for t in picks)
+            kind = r.layer.split("(")[0]  # the index names the layer
+            side = f" {name}" if len(r.step_norms) > 1 else ""
+            notes.append(f"  {r.index} {kind}{side}: {values}  {sparkline(norms)}")
+    return notes
+
+
+def _warn_through_time(row: FlowRow, vanishing: float) -> None:
+    """A warning when the first step a direction processes gets less than
+    `vanishing` times the largest per-step gradient of that direction."""
+    for name, norms in row.step_norms.items():
+        first = 0 if name == "forward" else len(norms) - 1  # processed first
+        largest = max(norms)
+        if largest > 0 and np.isfinite(largest) and norms[first] < vanishing * largest:
+            ratio = norms[first] / largest
+            hint = "an LSTM or GRU, " if row.layer.startswith("RNN") else ""
+            row.warnings.append(
+                f"layer {row.index} ({row.layer}): vanishing gradient through time "
+                f"({name}): |dL/dh_t| at t={first} is {ratio:.1e} of its largest "
+                f"value, so what the first steps read barely learns ({hint}shorter "
+                "sequences or return_sequences=True with a loss at every step help)"
+            )
 
 
 def _warn_vanishing(rows: list[FlowRow], top: float, vanishing: float) -> None:

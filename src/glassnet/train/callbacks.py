@@ -9,12 +9,19 @@ Epoch `logs` are a dict such as
 {"loss": 0.31, "accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.87, "lr": 0.1};
 batch logs are {"size": rows in the batch} at the start of a step and
 {"size": ..., "loss": the batch's loss} at its end.
+
+A callback with state that a backup must carry (EarlyStopping's counters)
+defines get_state() -> dict (JSON values and NumPy arrays) and set_state(state):
+BackupAndRestore saves the state of every such callback and puts it back on
+resume (see glassnet.train.checkpoints).
 """
 
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from glassnet._terminal import terminal_width
 from glassnet._validation import (
@@ -35,6 +42,9 @@ class TrainingRun:
     epochs: the epoch count fit was given; initial_epoch: the first epoch to run
     (a callback that restores a checkpoint in on_train_begin moves it on).
     stop_training: set to True to end training after the current epoch.
+    callbacks: every callback of the run, in the order fit calls them.
+    rows, batch_size: training rows and rows per step (a backup checks them).
+    position / resume_position: see EpochPosition.
     start_lr: the optimizer's lr when fit started, before any callback ran (the
     schedules' initial_lr; a restored backup may have moved optimizer.lr on).
     """
@@ -48,6 +58,39 @@ class TrainingRun:
     initial_epoch: int = 0
     stop_training: bool = False
     start_lr: float | None = None
+    callbacks: list = field(default_factory=list, repr=False)
+    rows: int = 0
+    batch_size: int = 0
+    position: "EpochPosition | None" = None
+    resume_position: "EpochPosition | None" = None
+
+
+@dataclass(eq=False)
+class EpochPosition:
+    """Where training stands inside an epoch: what a mid-epoch backup saves.
+
+    fit keeps TrainingRun.position current after every step while some callback
+    has batch hooks. A callback that restores a mid-epoch backup in
+    on_train_begin sets run.resume_position (and run.initial_epoch = epoch):
+    fit then continues that epoch after its first `batch` batches, in `order`,
+    with the running sums as they were, and does not call on_epoch_begin for it
+    again (it ran before the backup; its effects, the lr, are in the backup).
+
+    epoch: the epoch in progress (0-based); batch: batches done in it.
+    order: (N,) the epoch's row permutation, or None when rows are not shuffled.
+    total: the epoch's running loss sum, sums: {metric: running sum},
+    clipped_steps: the epoch's clipped steps so far (as fit keeps them).
+    """
+
+    epoch: int
+    batch: int = 0
+    order: np.ndarray | None = None
+    total: float = 0.0
+    sums: dict = field(default_factory=dict)
+    clipped_steps: int = 0
+    rows: int = 0  # the run's training rows and batch size (a backup saves them)
+    batch_size: int = 0
+    steps: int = 0  # the backup's own step count (BackupAndRestore)
 
 
 class Callback:
@@ -61,6 +104,7 @@ class Callback:
     """
 
     run: TrainingRun | None = None
+    runs_last = False  # True: fit calls it after the callbacks with state
     model = None
     optimizer = None
     rng = None
@@ -84,12 +128,40 @@ class Callback:
             )
         self.run.stop_training = bool(value)
 
+    def get_state(self) -> dict | None:
+        """What a backup must save of this callback (JSON values and NumPy
+        arrays), or None for a callback without state (the default)."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        """Put back what get_state returned (BackupAndRestore calls it on resume,
+        after this callback's on_train_begin)."""
+
     def on_train_begin(self, logs: dict) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict) -> None: ...
     def on_batch_begin(self, batch: int, logs: dict) -> None: ...
     def on_batch_end(self, batch: int, logs: dict) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
     def on_train_end(self, logs: dict) -> None: ...
+
+
+def _has_state(cb: Callback) -> bool:
+    return type(cb).get_state is not Callback.get_state
+
+
+def call_order(callbacks: list[Callback]) -> list[Callback]:
+    """The callbacks in the order fit calls them: as given, except that one that
+    backs up the others' state (runs_last: BackupAndRestore) moves after the last
+    callback with state (one that defines get_state), so that its backup holds
+    their state as of the same step and it restores that state after their
+    on_train_begin."""
+    last = max((i for i, cb in enumerate(callbacks) if _has_state(cb)), default=-1)
+    head = callbacks[: last + 1]
+    return (
+        [cb for cb in head if not cb.runs_last]
+        + [cb for cb in head if cb.runs_last]
+        + callbacks[last + 1 :]
+    )
 
 
 class History(Callback):
@@ -182,10 +254,45 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.stop_training = True
 
+    def get_state(self) -> dict:
+        """The counters and the best weights (joined into one (P,) array)."""
+        state = {
+            "best": _json_float(self.best),
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+        }
+        if self.best_weights is not None:
+            state["best_weights"] = np.concatenate(
+                [w.ravel() for w in self.best_weights]
+            )
+        return state
+
+    def set_state(self, state: dict) -> None:
+        self.best = float(state["best"])
+        self.best_epoch, self.wait = state["best_epoch"], state["wait"]
+        self.stopped_epoch = state["stopped_epoch"]
+        flat, self.best_weights = state.get("best_weights"), None
+        if flat is not None:  # (P,) back into the parameters' shapes
+            self.best_weights, start = [], 0
+            for p in self.model.parameters():
+                chunk = flat[start : start + p.data.size]
+                self.best_weights.append(
+                    chunk.reshape(p.data.shape).astype(p.data.dtype)
+                )
+                start += p.data.size
+
     def on_train_end(self, logs: dict) -> None:
         if self.restore_best_weights and self.best_weights is not None:
             for p, best in zip(self.model.parameters(), self.best_weights, strict=True):
                 p.data = best
+
+
+def _json_float(value: float) -> float | str:
+    """value for strict JSON, which has no inf or NaN: those become strings that
+    float() reads back ("inf")."""
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)
 
 
 class LearningRateSchedule(Callback):
@@ -447,6 +554,7 @@ __all__ = [
     "Callback",
     "CosineDecay",
     "EarlyStopping",
+    "EpochPosition",
     "ExponentialDecay",
     "History",
     "LearningRateSchedule",
@@ -455,4 +563,5 @@ __all__ = [
     "ProgressBar",
     "StepDecay",
     "TrainingRun",
+    "call_order",
 ]

@@ -22,6 +22,17 @@ model) whose metadata also holds "training":
     rng        model.rng.bit_generator.state (JSON integers, exact)
     fit_rng    the same for fit's own generator when fit(seed=...) made one
     history    {"epoch": [0, 1, ...], "history": [["loss", [...]], ...]}
+    position   (a mid-epoch backup only) {"epoch": the epoch in progress,
+               "batch": batches done in it, "rows", "batch_size", "steps": the
+               backup's step count, "total", "sums": [[metric, running sum]],
+               "clipped_steps", "shuffled"}; the epoch's row order is the tensor
+               "position.order" (rows,), float64 (exact integers) when shuffled;
+               "epoch" above is then the epoch in progress too
+    callbacks  (backups; absent in older files, whose callbacks' state is then
+               left as it is) [{"class": "EarlyStopping", "state": {...},
+               "arrays": [[key, dtype, shape], ...]}, ...]: the state of every
+               callback with get_state(), in the run's order; its arrays are
+               tensors "callbacks.<i>.<key>"
 
 With all of it restored, training resumed after epoch k (in a new process)
 ends bitwise equal to a run that was never interrupted. Every tensor of the
@@ -61,10 +72,15 @@ from glassnet.io.serialization import (
     save,
     save_weights,
 )
-from glassnet.train.callbacks import Callback, History
+from glassnet.train.callbacks import Callback, EpochPosition, History, _json_float
 
 _TRAINING_KEYS = {"structure", "epoch", "optimizer", "rng", "fit_rng", "history"}
 _TRAINING_KEYS_V1 = _TRAINING_KEYS - {"structure"}
+_OPTIONAL_KEYS = {"position", "callbacks"}  # mid-epoch backups; callbacks' state
+_POSITION_KEYS = {
+    "epoch", "batch", "rows", "batch_size", "steps", "total", "sums",
+    "clipped_steps", "shuffled",
+}  # fmt: skip
 
 
 # -- writing -------------------------------------------------------------------
@@ -108,6 +124,8 @@ def save_checkpoint(
     history: History | None = None,
     rng: np.random.Generator | None = None,
     start_lr: float | None = None,
+    position: EpochPosition | None = None,
+    callbacks: list | None = None,
 ) -> None:
     """Write the model (every parameter and buffer at every depth, each in its
     own dtype), the optimizer's state and hyperparameters, the random
@@ -118,6 +136,9 @@ def save_checkpoint(
     rng: the generator fit shuffles with, if it is not model.rng.
     start_lr: the optimizer's lr when training started (before any schedule),
     compared with the resuming optimizer's lr; its current lr by default.
+    position: where training stands inside `epoch` (then the epoch in
+    progress), for a backup that resumes mid-epoch.
+    callbacks: the run's callbacks; the state of those with get_state() is saved.
     Temporary files left by an earlier save to `path` that was killed are
     removed. An OSError (disk full, permissions) is a ModelFileError naming path.
     """
@@ -149,6 +170,10 @@ def save_checkpoint(
         "fit_rng": fit_rng.bit_generator.state if fit_rng is not None else None,
         "history": _history_to_json(history),
     }
+    if position is not None:
+        training["position"] = _position_to_json(position, tensors)
+    if callbacks is not None:  # [] too: a file without the key predates it
+        training["callbacks"] = _callback_states(callbacks, tensors)
     meta = {
         "format_version": FORMAT_VERSION,
         "architecture": architecture(model) if _describable(model) else None,
@@ -161,6 +186,47 @@ def save_checkpoint(
         raise ModelFileError(
             path, f"could not be written ({exc.strerror or exc})"
         ) from None
+
+
+def _position_to_json(position: EpochPosition, tensors: dict) -> dict:
+    """The position's numbers as JSON (floats exact: JSON keeps repr's digits);
+    its row order joins the tensors."""
+    if position.order is not None:
+        # float64: the file format keeps floats only, exact for any row number
+        tensors["position.order"] = np.ascontiguousarray(position.order, np.float64)
+    return {
+        "epoch": int(position.epoch),
+        "batch": int(position.batch),
+        "rows": int(position.rows),
+        "batch_size": int(position.batch_size),
+        "steps": int(position.steps),
+        "total": _json_float(position.total),
+        "sums": [[k, _json_float(v)] for k, v in position.sums.items()],
+        "clipped_steps": int(position.clipped_steps),
+        "shuffled": position.order is not None,
+    }
+
+
+def _callback_states(callbacks: list, tensors: dict) -> list[dict]:
+    """[{"class", "state", "arrays"}] of the callbacks with state; their arrays
+    join the tensors as "callbacks.<i>.<key>"."""
+    states = []
+    for cb in _stateful(callbacks):
+        state, arrays = {}, []
+        for key, value in (cb.get_state() or {}).items():
+            if isinstance(value, np.ndarray):
+                name = f"callbacks.{len(states)}.{key}"
+                tensors[name] = _contiguous(value)
+                arrays.append([key, value.dtype.name, list(value.shape)])
+            else:
+                state[key] = value
+        states.append({"class": type(cb).__name__, "state": state, "arrays": arrays})
+    return states
+
+
+def _stateful(callbacks: list) -> list:
+    """The callbacks whose state a backup saves (get_state() is not None)."""
+    return [cb for cb in callbacks if cb.get_state() is not None]
 
 
 def _remove_stale_temporaries(path) -> None:
@@ -192,6 +258,7 @@ class Checkpoint:
     history: History
     rng_state: dict = field(repr=False)
     fit_rng_state: dict | None = field(default=None, repr=False)
+    position: EpochPosition | None = field(default=None, repr=False)
 
 
 def _check_training(f: ModelFile) -> dict:
@@ -202,7 +269,7 @@ def _check_training(f: ModelFile) -> dict:
             f.path, "is a model file, not a checkpoint (no training state)"
         )
     keys = _TRAINING_KEYS if f.version > 1 else _TRAINING_KEYS_V1
-    if set(t) != keys:
+    if set(t) - _OPTIONAL_KEYS != keys:
         raise ModelFileError(
             f.path,
             f"training state must have keys {sorted(keys)}, got {sorted(t)}",
@@ -248,7 +315,111 @@ def _check_training(f: ModelFile) -> dict:
     if t["rng"] is None:
         raise ModelFileError(f.path, "training rng state is missing")
     _history_from_json(t["history"], f.path)  # checked now, built on use
+    if "position" in t:
+        _check_position(t["position"], f.path)
+    if "callbacks" in t:
+        _check_callback_states(t["callbacks"], f.path)
     return t
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_number(v) -> bool:
+    if isinstance(v, str):
+        return v in ("nan", "inf", "-inf")
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_position(pos, path) -> None:
+    if not (
+        isinstance(pos, dict)
+        and set(pos) == _POSITION_KEYS
+        and all(
+            _is_count(pos[k])
+            for k in ("epoch", "batch", "rows", "batch_size", "steps", "clipped_steps")
+        )
+        and _is_number(pos["total"])
+        and isinstance(pos["shuffled"], bool)
+        and isinstance(pos["sums"], list)
+        and all(
+            isinstance(p, list)
+            and len(p) == 2
+            and isinstance(p[0], str)
+            and _is_number(p[1])
+            for p in pos["sums"]
+        )  # fmt: skip
+        and pos["batch"] * pos["batch_size"] < pos["rows"] + pos["batch_size"]
+    ):
+        raise ModelFileError(
+            path, f"training position must be {sorted(_POSITION_KEYS)}, got "
+            + _short(pos),
+        )  # fmt: skip
+
+
+def _check_callback_states(states, path) -> None:
+    def array_ok(a) -> bool:
+        return (
+            isinstance(a, list)
+            and len(a) == 3
+            and isinstance(a[0], str)
+            and a[1] in ("float32", "float64")
+            and isinstance(a[2], list)
+            and all(_is_count(d) for d in a[2])
+        )
+
+    if not (
+        isinstance(states, list)
+        and all(
+            isinstance(s, dict)
+            and set(s) == {"class", "state", "arrays"}
+            and isinstance(s["class"], str)
+            and isinstance(s["state"], dict)
+            and isinstance(s["arrays"], list)
+            and all(array_ok(a) for a in s["arrays"])
+            for s in states
+        )
+    ):
+        raise ModelFileError(
+            path, "training callbacks must be a list of {class, state, arrays}, got "
+            + _short(states),
+        )  # fmt: skip
+
+
+def _extra_tensors(training: dict) -> dict:
+    """{name: (dtype, shape)} of the tensors a position and callbacks' states add."""
+    extra = {}
+    pos = training.get("position")
+    if pos is not None and pos["shuffled"]:
+        extra["position.order"] = (np.dtype(np.float64), (pos["rows"],))
+    for i, state in enumerate(training.get("callbacks", [])):
+        for key, dtype, shape in state["arrays"]:
+            extra[f"callbacks.{i}.{key}"] = (np.dtype(dtype), tuple(shape))
+    return extra
+
+
+def _position_from(training: dict, arrays: dict, path) -> EpochPosition | None:
+    """The saved EpochPosition (its row order checked to be a permutation)."""
+    pos = training.get("position")
+    if pos is None:
+        return None
+    order = arrays.get("position.order")
+    if order is not None:
+        if not np.array_equal(np.sort(order), np.arange(len(order))):
+            raise ModelFileError(path, "training position order is not a permutation")
+        order = order.astype(np.intp)
+    position = EpochPosition(
+        pos["epoch"],
+        pos["batch"],
+        order,
+        float(pos["total"]),
+        {k: float(v) for k, v in pos["sums"]},
+        pos["clipped_steps"],
+    )
+    position.rows, position.batch_size = pos["rows"], pos["batch_size"]
+    position.steps = pos["steps"]
+    return position
 
 
 def _history_from_json(data, path) -> History:
@@ -321,6 +492,7 @@ def _read(f: ModelFile, model, allow_nonfinite: bool):
         if training["optimizer"]
         else {}
     )
+    extra.update(_extra_tensors(training))
     f.check_tensors({**specs, **extra})
     arrays = f.read_tensors([*specs, *extra], allow_nonfinite=allow_nonfinite)
     return training, specs, arrays
@@ -452,13 +624,16 @@ def load_checkpoint(
     if optimizer is not None:
         _set_optimizer_state(optimizer, model, training["optimizer"], arrays, f.path)
     model.rng.bit_generator.state = rng_state
+    position = _position_from(training, arrays, f.path)
     return Checkpoint(
         model=model,
         optimizer=optimizer,
-        epoch=training["epoch"] + 1,  # epochs completed
+        # epochs completed (a mid-epoch backup's epoch is the one in progress)
+        epoch=training["epoch"] + (position is None),
         history=_history_from_json(training["history"], f.path),
         rng_state=rng_state,
         fit_rng_state=training["fit_rng"],
+        position=position,
     )
 
 
@@ -472,12 +647,25 @@ def restore_checkpoint(
 ) -> int:
     """Put the training state saved at `path` back into model, optimizer, the
     generators and history (each checked before any is changed); returns the
-    last finished epoch. The model must have the saved structure (the same
-    layers at the same places, at every depth, custom layers included) and the
-    same tensors."""
+    last finished epoch (for a backup written mid-epoch, the one before the
+    epoch in progress: -1 during the first). The model must have the saved
+    structure (the same layers at the same places, at every depth, custom
+    layers included) and the same tensors."""
+    epoch, _ = _restore(path, model, optimizer, rng=rng, history=history)
+    return epoch
+
+
+def _restore(path, model, optimizer=None, *, rng=None, history=None, run=None):
+    """restore_checkpoint, also putting back the state of the run's callbacks
+    (run: a TrainingRun, whose rows and batch size a mid-epoch backup must
+    match); returns (last finished epoch, EpochPosition or None)."""
     f = ModelFile(path)
     _check_structure(f, model, _check_training(f))
     training, specs, arrays = _read(f, model, allow_nonfinite=False)
+    position = _position_from(training, arrays, f.path)
+    stateful = _stateful(run.callbacks) if run is not None else []
+    if run is not None:
+        _check_run(f.path, training, position, stateful, run)
     opt_meta = training["optimizer"]
     if optimizer is not None:
         saved = opt_meta["class"] if opt_meta else None
@@ -503,7 +691,36 @@ def restore_checkpoint(
     if history is not None:
         history.epoch = restored_history.epoch
         history.history = restored_history.history
-    return training["epoch"]
+    states = training.get("callbacks", [])  # none in files older than the key
+    for i, (cb, state) in enumerate(zip(stateful, states, strict=False)):
+        arrays_of = {key: arrays[f"callbacks.{i}.{key}"] for key, *_ in state["arrays"]}
+        cb.set_state({**state["state"], **arrays_of})
+    if position is None:
+        return training["epoch"], None
+    return training["epoch"] - 1, position
+
+
+def _check_run(path, training: dict, position, stateful: list, run) -> None:
+    """Refuse a backup whose callbacks (or, mid-epoch, rows and batch size)
+    differ from this run's; changes nothing."""
+    saved = [state["class"] for state in training.get("callbacks", [])]
+    mine = [type(cb).__name__ for cb in stateful]
+    if "callbacks" in training and saved != mine:  # older files: not checked
+        raise ModelFileError(
+            path,
+            f"was saved with callbacks that keep state {saved}, this fit has "
+            f"{mine}; pass the same callbacks (in the same order)",
+        )
+    if position is not None and (position.rows, position.batch_size) != (
+        run.rows,
+        run.batch_size,
+    ):
+        raise ModelFileError(
+            path,
+            f"was saved mid-epoch with {position.rows} training rows in batches "
+            f"of {position.batch_size}, this fit has {run.rows} in batches of "
+            f"{run.batch_size}; resume with the same data and batch_size",
+        )
 
 
 # -- callbacks -----------------------------------------------------------------
@@ -527,47 +744,78 @@ def _check_target(owner: str, path) -> str:
 
 
 class BackupAndRestore(Callback):
-    """Back up the whole training state after every epoch; resume from it.
+    """Back up the whole training state after every epoch (or every k steps);
+    resume from it.
 
         model.fit(X, y, epochs=50, callbacks=[gn.BackupAndRestore("run.ckpt")])
+        model.fit(X, y, epochs=5, callbacks=[gn.BackupAndRestore("run.ckpt",
+                                                                 save_every_steps=100)])
 
-    When fit starts and the backup exists, the weights, the optimizer (state and
-    step count), the random generators and the history are restored from it and
-    training continues after the last finished epoch. Run the same script again
-    after a crash, a kill or Ctrl-C (a new process, the model built the same way,
-    the same data and fit arguments) and the result is bitwise equal to a run that
-    was never interrupted. Every write is atomic, so an interruption during a
-    write leaves the previous backup intact. The backup is deleted when training
-    ends normally, unless delete_on_end=False.
+    When fit starts and the backup exists, the training state is restored from
+    it and training continues where the backup was written. Run the same script
+    again after a crash, a kill or Ctrl-C (a new process, the model built the same
+    way, the same data, fit arguments and callbacks) and the result is bitwise
+    equal to a run that was never interrupted. Every write is atomic, so an
+    interruption during a write leaves the previous backup intact. The backup is
+    deleted when training ends normally, unless delete_on_end=False.
 
     What resume restores, exactly: every parameter and buffer, the optimizer's
     state arrays, step count and hyperparameters (lr as a schedule left it), the
-    model's and fit's random generators, and the history. The optimizer you pass
-    must be of the saved class with the same hyperparameters (lr: the one the
-    saved run started with): anything else raises ModelFileError before any
-    weight changes. The state of other callbacks (EarlyStopping's counters, for
-    instance) is not part of the backup.
+    model's and fit's random generators, the history, and the state of every
+    callback that has one (get_state / set_state: EarlyStopping's counters and
+    best weights, ModelCheckpoint's step count and best value). fit calls
+    BackupAndRestore after every callback with state, wherever it stands in the
+    list (glassnet.train.callbacks.call_order), so a backup holds their state as
+    of the same step, and restores it after their on_train_begin.
+    The optimizer you pass must be of the saved class with the same
+    hyperparameters (lr: the one the saved run started with), and the callbacks
+    with state the same classes in the same order: anything else raises
+    ModelFileError before any weight changes.
 
     save_every_epochs: back up after every n-th epoch (and after the last one);
     an interrupted run then repeats at most n - 1 epochs, exactly as before.
+    save_every_steps: back up every k optimizer steps instead (counted across
+    epochs, Keras's save_freq=k), in the middle of an epoch too: the backup also
+    holds the epoch's row order (its shuffle permutation), how many of its
+    batches are done and the epoch's running loss and metric sums, so fit
+    continues that epoch with the next batch (on_epoch_begin is not called again
+    for it: its effects, the lr, are in the backup). Give one of the two (both,
+    0, a negative number or a non-integer: ConfigError naming the argument); a
+    step backup needs the same rows and batch_size to resume (checked).
     The previous backup is kept as `path + ".prev"`: when the latest backup
     cannot be read (corrupt, truncated), training resumes from the previous one
     with a warning saying so.
     """
 
+    runs_last = True  # after the callbacks whose state it saves (call_order)
+
     def __init__(
         self,
         path: str | os.PathLike,
         delete_on_end: bool = True,
-        save_every_epochs: int = 1,
+        save_every_epochs: int | None = None,
+        save_every_steps: int | None = None,
     ) -> None:
         from glassnet._validation import check_positive_int
 
         self.path = _check_target("BackupAndRestore", path)
-        check_positive_int("BackupAndRestore", save_every_epochs=save_every_epochs)
-        self.save_every_epochs = save_every_epochs
+        if save_every_epochs is not None and save_every_steps is not None:
+            raise ConfigError(
+                "BackupAndRestore: give save_every_epochs or save_every_steps, not "
+                f"both (got save_every_epochs={save_every_epochs!r}, "
+                f"save_every_steps={save_every_steps!r}): a step backup already "
+                "covers the epochs"
+            )
+        if save_every_epochs is not None:
+            check_positive_int("BackupAndRestore", save_every_epochs=save_every_epochs)
+        if save_every_steps is not None:
+            check_positive_int("BackupAndRestore", save_every_steps=save_every_steps)
+            self.on_batch_end = self._backup_step  # only then: batch hooks cost
+        self.save_every_epochs = save_every_epochs or 1
+        self.save_every_steps = save_every_steps
         self.delete_on_end = bool(delete_on_end)
         self.restored_epoch: int | None = None  # the last epoch the backup held
+        self.restored_position: EpochPosition | None = None  # mid-epoch: where
 
     @property
     def previous_path(self) -> str:
@@ -575,12 +823,13 @@ class BackupAndRestore(Callback):
         return self.path + ".prev"
 
     def on_train_begin(self, logs: dict) -> None:
-        self.restored_epoch = None
+        self.restored_epoch = self.restored_position = None
         self._start_lr = self.run.start_lr
+        self._steps = 0
         candidates = [p for p in (self.path, self.previous_path) if os.path.exists(p)]
         for i, path in enumerate(candidates):
             try:
-                epoch = self._restore(path)
+                epoch, position = self._restore(path)
             except ModelFileError as exc:
                 if i + 1 == len(candidates) or not _unreadable(exc):
                     raise
@@ -592,17 +841,51 @@ class BackupAndRestore(Callback):
                 continue
             self.restored_epoch = epoch
             self.run.initial_epoch = epoch + 1  # fit continues after it
+            if position is not None:  # ... inside the epoch in progress
+                self.restored_position = position
+                self.run.resume_position = position
+                self._steps = position.steps
             return
 
-    def _restore(self, path: str) -> int:
-        return restore_checkpoint(
-            path, self.model, self.optimizer, rng=self.rng, history=self.run.history
+    def _restore(self, path: str) -> tuple[int, EpochPosition | None]:
+        return _restore(
+            path,
+            self.model,
+            self.optimizer,
+            rng=self.rng,
+            history=self.run.history,
+            run=self.run,
         )
 
+    def _backup_step(self, batch: int, logs: dict) -> None:
+        """on_batch_end with save_every_steps: a backup every k-th step."""
+        self._steps += 1
+        if self._steps % self.save_every_steps == 0:
+            position = self.run.position
+            self._save(
+                position.epoch,
+                EpochPosition(
+                    position.epoch,
+                    position.batch,
+                    position.order,
+                    position.total,
+                    dict(position.sums),  # fit goes on adding to its own
+                    position.clipped_steps,
+                    self.run.rows,
+                    self.run.batch_size,
+                    self._steps,
+                ),
+            )
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self.save_every_steps is not None:
+            return
         last = epoch + 1 == self.run.epochs
         if (epoch + 1) % self.save_every_epochs and not last:
             return
+        self._save(epoch, None)
+
+    def _save(self, epoch: int, position: EpochPosition | None) -> None:
         if os.path.exists(self.path):
             _keep_previous(self.path, self.previous_path)
         save_checkpoint(
@@ -613,6 +896,8 @@ class BackupAndRestore(Callback):
             history=self.run.history,
             rng=self.rng,
             start_lr=self._start_lr,
+            position=position,
+            callbacks=self.run.callbacks,
         )
 
     def on_train_end(self, logs: dict) -> None:
@@ -641,7 +926,7 @@ def _unreadable(error: ModelFileError) -> bool:
     reason = error.reason
     return not (
         "different model architecture" in reason
-        or "was saved with" in reason
+        or "was saved " in reason
         or "does not match" in reason
     )
 
@@ -681,8 +966,13 @@ class ModelCheckpoint(Callback):
 
     save_every_steps: also write the model every n optimizer steps (counted
     across epochs), mid-epoch; filepath may then name {step} (1-based). These
-    snapshots hold the weights only (a mid-epoch state cannot be resumed
-    exactly); the epoch-end files are as above.
+    snapshots hold the weights only (and the architecture when the model has
+    one), never the training state: no optimizer state, generators or position
+    in the epoch, so they are for inspection and inference, not for resuming. To
+    resume exactly from the middle of an epoch, use
+    BackupAndRestore(path, save_every_steps=n). The epoch-end files are as above.
+    A backup (BackupAndRestore) saves and restores the step count, the best
+    value and the last file written (get_state / set_state).
     """
 
     def __init__(
@@ -715,6 +1005,21 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs: dict) -> None:
         self._best_key = math.inf
         self._steps, self._epoch = 0, self.run.initial_epoch
+
+    def get_state(self) -> dict:
+        """The step count, the epoch in progress and the best value so far."""
+        return {
+            "steps": self._steps,
+            "epoch": self._epoch,
+            "best_key": _json_float(self._best_key),
+            "best": self.best,
+            "last_path": self.last_path,
+        }
+
+    def set_state(self, state: dict) -> None:
+        self._steps, self._epoch = state["steps"], state["epoch"]
+        self._best_key, self.best = float(state["best_key"]), state["best"]
+        self.last_path = state["last_path"]
 
     def on_epoch_begin(self, epoch: int, logs: dict) -> None:
         self._epoch = epoch

@@ -35,10 +35,12 @@ from glassnet.nn.losses import (
 )
 from glassnet.train.callbacks import (
     Callback,
+    EpochPosition,
     History,
     PrintLogger,
     ProgressBar,
     TrainingRun,
+    call_order,
 )
 from glassnet.train.metrics import get_metric
 from glassnet.train.optimizers import get_optimizer
@@ -221,9 +223,10 @@ def fit(
     run = TrainingRun(model, optimizer, loss, rng, model.history, epochs, initial_epoch)
     run.start_lr = optimizer.lr
     callbacks = _callbacks(run, callbacks, verbose)
-    hooks = _BatchHooks(callbacks)
     batches = _Batches(X, y, batch_size, rng if shuffle else None, weights)
+    run.rows, run.batch_size = batches.rows, batches.size  # a backup checks them
     trainer = Trainer(model, loss, optimizer)
+    hooks = _BatchHooks(callbacks, run, batches, trainer)
     logs: dict = {}
     for cb in callbacks:
         cb.on_train_begin(logs)
@@ -232,10 +235,14 @@ def fit(
     with trainer, np.errstate(over="ignore", invalid="ignore"):
         finite = _FiniteWeights(trainer.params)  # the Trainer's walk, done once
         for epoch in range(run.initial_epoch, epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, logs)
+            resume, run.resume_position = run.resume_position, None
+            if resume is None:  # a resumed epoch's on_epoch_begin ran before its backup
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, logs)
             try:
-                logs = _train_epoch(trainer, batches, loss, metrics, hooks, epoch)
+                logs = _train_epoch(
+                    trainer, batches, loss, metrics, hooks, epoch, resume
+                )
                 finite.take(epoch)
             except TrainingDivergedError as exc:
                 raise finite.restore(exc) from None
@@ -251,6 +258,7 @@ def fit(
                 break
     for cb in callbacks:
         cb.on_train_end(logs)
+    run.callbacks = []  # no reference cycle run -> callbacks -> run left behind
     return run.history
 
 
@@ -511,12 +519,14 @@ def _callbacks(run: TrainingRun, callbacks, verbose) -> list[Callback]:
             raise ArgumentTypeError(
                 f"fit: callbacks must be Callback instances, got {cb!r}"
             )
+    callbacks = call_order(callbacks)  # a backup after the callbacks it saves
     if verbose == 2:
         callbacks.append(PrintLogger())
     elif verbose in (1, "auto"):  # True == 1
         callbacks.append(ProgressBar())
     for cb in callbacks:
         cb.set_run(run)
+    run.callbacks = callbacks
     return callbacks
 
 
@@ -530,21 +540,37 @@ class _BatchHooks:
     none does: fit then builds no batch logs at all (a step of XOR takes ~20 us,
     and calling empty hooks on every callback would add ~5 % to it)."""
 
-    def __init__(self, callbacks: list[Callback]) -> None:
+    def __init__(self, callbacks: list[Callback], run=None, batches=None, trainer=None):
         base = Callback.on_batch_begin, Callback.on_batch_end
-        self.begin = [cb for cb in callbacks if type(cb).on_batch_begin is not base[0]]
-        self.end = [cb for cb in callbacks if type(cb).on_batch_end is not base[1]]
+        # looked up on the instance: a callback may set its hook in __init__
+        self.begin = [cb for cb in callbacks if _overrides(cb.on_batch_begin, base[0])]
+        self.end = [cb for cb in callbacks if _overrides(cb.on_batch_end, base[1])]
         self.active = bool(self.begin or self.end)
+        self.run, self.batches, self.trainer = run, batches, trainer
+        # the position in the epoch is kept only for a backup that saves it
+        self.track = run is not None and any(cb.runs_last for cb in self.end)
 
     def on_batch_begin(self, batch: int, size: int) -> None:
         logs = {"size": size}
         for cb in self.begin:
             cb.on_batch_begin(batch, logs)
 
-    def on_batch_end(self, batch: int, size: int, loss: float) -> None:
+    def on_batch_end(self, batch: int, size: int, loss: float, where=None) -> None:
+        """where: (epoch, running loss sum, running metric sums) after the step,
+        kept as run.position for a mid-epoch backup (BackupAndRestore)."""
+        if self.track and where is not None:
+            epoch, total, sums = where
+            self.run.position = EpochPosition(
+                epoch, batch + 1, self.batches.order, total, sums,
+                self.trainer.clipped_steps,
+            )  # fmt: skip
         logs = {"size": size, "loss": loss}
         for cb in self.end:
             cb.on_batch_end(batch, logs)
+
+
+def _overrides(hook, base) -> bool:
+    return getattr(hook, "__func__", hook) is not base
 
 
 class _Batches:
@@ -558,44 +584,60 @@ class _Batches:
         # One batch of all rows has the same mean gradient in any order: it is
         # not shuffled (a permutation and two gathers less per epoch).
         self.rng = rng if self.size < self.rows else None
+        self.order = None  # the current epoch's row permutation (for backups)
+        self.resume = None  # an EpochPosition: the next epoch continues it
+
+    def _order(self):
+        """The epoch's row order and its first batch: a new permutation, or the
+        one of the epoch a mid-epoch backup continues (self.resume, used once)."""
+        resume, self.resume = self.resume, None
+        if resume is not None:
+            self.order = resume.order
+            return self.order, resume.batch * self.size
+        self.order = self.rng.permutation(self.rows) if self.rng is not None else None
+        return self.order, 0
 
     def __iter__(self):
         X, y, size = self.X, self.y, self.size
-        if size == self.rows:
+        if size == self.rows and self.resume is None:
             return iter(((X, y),))
-        if self.rng is None:
-            return ((X[i : i + size], y[i : i + size]) for i in range(0, len(X), size))
-        order = self.rng.permutation(self.rows)
+        order, first = self._order()
+        if order is None:
+            cuts = range(first, len(X), size)
+            return ((X[i : i + size], y[i : i + size]) for i in cuts)
         # a gather per batch, not a copy per epoch; take: 10 % faster
         return (
             (X.take(idx, axis=0), y.take(idx, axis=0))
-            for idx in (order[i : i + size] for i in range(0, len(X), size))
+            for idx in (order[i : i + size] for i in range(first, len(X), size))
         )
 
     def weighted(self):
         """One epoch's (xb, yb, wb) triples (the rows' weights beside them)."""
         X, y, w, size = self.X, self.y, self.weights, self.size
-        if size == self.rows:
+        if size == self.rows and self.resume is None:
             return iter(((X, y, w),))
-        if self.rng is None:
-            cuts = range(0, len(X), size)
+        order, first = self._order()
+        if order is None:
+            cuts = range(first, len(X), size)
             return ((X[i : i + size], y[i : i + size], w[i : i + size]) for i in cuts)
-        order = self.rng.permutation(self.rows)
         return (
             (X.take(idx, axis=0), y.take(idx, axis=0), w.take(idx))
-            for idx in (order[i : i + size] for i in range(0, len(X), size))
+            for idx in (order[i : i + size] for i in range(first, len(X), size))
         )
 
 
-def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
+def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int, resume=None):
     """One pass over the batches, a step each; returns the epoch's mean loss and
     metrics (as Keras: over the epoch's batches, the weights changing as it goes).
-    Raises TrainingDivergedError at the first non-finite loss."""
+    Raises TrainingDivergedError at the first non-finite loss.
+    resume: an EpochPosition; the epoch continues from it (a mid-epoch backup)."""
     if batches.weights is not None:
-        return _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch)
+        return _train_weighted_epoch(
+            trainer, batches, loss, metrics, hooks, epoch, resume
+        )
     mean = loss.reduction == "mean"
-    total, sums = 0.0, dict.fromkeys(metrics, 0.0)
-    for i, (xb, yb) in enumerate(batches):
+    total, sums, first = _epoch_start(trainer, batches, metrics, resume)
+    for i, (xb, yb) in enumerate(batches, first):
         n = len(xb)
         if hooks.active:
             hooks.on_batch_begin(i, n)
@@ -608,7 +650,7 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
         for name, metric in metrics.items():
             sums[name] += metric(trainer.last_output, yb, metrics.threshold) * n
         if hooks.active:
-            hooks.on_batch_end(i, n, value)
+            hooks.on_batch_end(i, n, value, (epoch, total, sums))
     N = batches.rows
     logs = {"loss": total / N if mean else total}
     for name, value in sums.items():
@@ -616,13 +658,13 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
     return logs
 
 
-def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch: int) -> dict:
+def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch, resume):
     """_train_epoch with sample weights: each batch's loss is its weighted mean,
     and the epoch's loss the weighted mean over all rows (batches weighted by
     their weight sums). A batch whose weights are all 0 is skipped."""
     mean = loss.reduction == "mean"
-    total, sums = 0.0, dict.fromkeys(metrics, 0.0)
-    for i, (xb, yb, wb) in enumerate(batches.weighted()):
+    total, sums, first = _epoch_start(trainer, batches, metrics, resume)
+    for i, (xb, yb, wb) in enumerate(batches.weighted(), first):
         n, w_sum = len(xb), float(wb.sum())
         if w_sum == 0.0:
             continue  # nothing to learn from, and no defined mean
@@ -637,11 +679,26 @@ def _train_weighted_epoch(trainer, batches, loss, metrics, hooks, epoch: int) ->
         for name, metric in metrics.items():
             sums[name] += metric(trainer.last_output, yb, metrics.threshold) * n
         if hooks.active:
-            hooks.on_batch_end(i, n, value)
+            hooks.on_batch_end(i, n, value, (epoch, total, sums))
     logs = {"loss": total / float(batches.weights.sum()) if mean else total}
     for name, value in sums.items():
         logs[name] = value / batches.rows
     return logs
+
+
+def _epoch_start(trainer, batches, metrics, resume):
+    """(running loss sum, metric sums, first batch index) an epoch starts with:
+    zeros, or where a mid-epoch backup left the epoch (resume, an EpochPosition)."""
+    if resume is None:
+        return 0.0, dict.fromkeys(metrics, 0.0), 0
+    if set(resume.sums) != set(metrics):
+        raise ConfigError(
+            f"fit: the backup was written while logging metrics {sorted(resume.sums)}, "
+            f"this fit logs {sorted(metrics)}; pass the same metrics"
+        )
+    batches.resume = resume  # its row order, its first batches left out
+    trainer.clipped_steps = resume.clipped_steps
+    return resume.total, dict(resume.sums), resume.batch
 
 
 class _FiniteWeights:
