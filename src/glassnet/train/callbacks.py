@@ -44,6 +44,7 @@ class TrainingRun:
     stop_training: set to True to end training after the current epoch.
     callbacks: every callback of the run, in the order fit calls them.
     rows, batch_size: training rows and rows per step (a backup checks them).
+    metrics: the names of the metrics fit logs (a mid-epoch backup checks them).
     position / resume_position: see EpochPosition.
     start_lr: the optimizer's lr when fit started, before any callback ran (the
     schedules' initial_lr; a restored backup may have moved optimizer.lr on).
@@ -61,6 +62,7 @@ class TrainingRun:
     callbacks: list = field(default_factory=list, repr=False)
     rows: int = 0
     batch_size: int = 0
+    metrics: tuple = ()
     position: "EpochPosition | None" = None
     resume_position: "EpochPosition | None" = None
 

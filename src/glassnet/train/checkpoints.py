@@ -721,6 +721,12 @@ def _check_run(path, training: dict, position, stateful: list, run) -> None:
             f"of {position.batch_size}, this fit has {run.rows} in batches of "
             f"{run.batch_size}; resume with the same data and batch_size",
         )
+    if position is not None and set(position.sums) != set(run.metrics):
+        raise ModelFileError(
+            path,
+            f"was saved mid-epoch while logging metrics {sorted(position.sums)}, "
+            f"this fit logs {sorted(run.metrics)}; pass the same metrics",
+        )
 
 
 # -- callbacks -----------------------------------------------------------------

@@ -225,6 +225,7 @@ def fit(
     callbacks = _callbacks(run, callbacks, verbose)
     batches = _Batches(X, y, batch_size, rng if shuffle else None, weights)
     run.rows, run.batch_size = batches.rows, batches.size  # a backup checks them
+    run.metrics = tuple(metrics)
     trainer = Trainer(model, loss, optimizer)
     hooks = _BatchHooks(callbacks, run, batches, trainer)
     logs: dict = {}
