@@ -78,6 +78,39 @@ def test_conv2d_matches_naive_loops(x_shape, F, kernel, stride, padding, rng):
     assert layer.output_shape(x_shape[1:]) == out.shape[1:]
 
 
+# CHUNK_BYTES (and WHOLE_BATCH_BYTES) that cut a batch of 5 into chunks of 1, 2
+# (2 + 2 + 1) and 5 examples (the columns of one example: C*KH*KW*H_out*W_grid
+# values of 8 bytes); the whole batch in one chunk keeps its columns for backward
+CHUNKINGS = [("one-per-chunk", 1), ("uneven", 2), ("whole-batch", 5)]
+
+
+@pytest.mark.parametrize("x_shape, F, kernel, stride, padding", CONV_CASES)
+@pytest.mark.parametrize(
+    "chunking, per_chunk", CHUNKINGS, ids=[c[0] for c in CHUNKINGS]
+)
+def test_conv2d_in_chunks_of_examples_matches_naive_loops(
+    x_shape, F, kernel, stride, padding, chunking, per_chunk, rng, monkeypatch
+):
+    conv2d = sys.modules["glassnet.nn.layers.conv2d"]
+    layer = make_conv(rng, x_shape[1], F, kernel, stride, padding)
+    x = rng.normal(size=(5, *x_shape[1:]))
+    grid = layer._grid(x.shape)
+    per_example = x.shape[1] * grid.KH * grid.KW * grid.H_out * grid.W_grid * 8
+    monkeypatch.setattr(conv2d, "CHUNK_BYTES", per_example * per_chunk)
+    monkeypatch.setattr(conv2d, "WHOLE_BATCH_BYTES", per_example * per_chunk)
+    assert len(layer._chunks(grid, grid.pad(x))) == -(-5 // per_chunk)
+    out = layer.forward(x)
+    expected, backward = conv2d_naive(
+        x, layer.weight.data, layer.bias.data, stride, padding
+    )
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+    dout = rng.normal(size=out.shape)
+    dx_ref, dw_ref, db_ref = backward(dout)
+    np.testing.assert_allclose(layer.backward(dout), dx_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, db_ref, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("x_shape, P, stride", POOL_CASES)
 @pytest.mark.parametrize(
     "layer_class, naive",

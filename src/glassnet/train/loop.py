@@ -23,7 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, output_layer, total_penalty
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty, walk
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -42,7 +42,7 @@ from glassnet.train.callbacks import (
     TrainingRun,
     call_order,
 )
-from glassnet.train.metrics import get_metric
+from glassnet.train.metrics import accuracy, get_metric
 from glassnet.train.optimizers import get_optimizer
 
 
@@ -58,7 +58,8 @@ class Trainer:
 
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.params = model.parameters()
+        named, every_layer = walk(model)  # one walk of the tree for all below
+        self.params = [p for _, p in named]
         self.layers = list(model.layers)
         self._step_loss, self._fused_softmax = loss, False
         last = self.layers[-1] if self.layers else None
@@ -80,7 +81,7 @@ class Trainer:
         # reported loss; its gradient is already in their backward
         self._penalized = [
             layer
-            for _, layer in [("", model), *model.named_layers()]
+            for layer in every_layer
             if getattr(layer, "l2", 0) or type(layer).penalty is not Layer.penalty
         ]
         self._first_backward = (
@@ -115,8 +116,8 @@ class Trainer:
             if dout is None:
                 raise self._returned_none(layer) from None
             raise
-        if self._penalized:  # the loss the gradients belong to
-            value += sum(layer.penalty() for layer in self._penalized)
+        for layer in self._penalized:  # the loss the gradients belong to
+            value += layer.penalty()
         self.optimizer.step(self.params)
         if self.clipping and self.optimizer.last_clip.clipped:
             self.clipped_steps += 1  # reported per epoch in History
@@ -135,6 +136,11 @@ class Trainer:
             f"fit: layer {index} ({name}).backward returned None; backward must "
             "return dL/dx, the gradient with respect to its input (x's shape)"
         )
+
+    def penalty(self) -> float:
+        """The model's total_penalty, from the layers that can have one (found
+        once, not by a walk of the tree per call)."""
+        return sum(layer.penalty() for layer in self._penalized)
 
     @property
     def last_output(self) -> np.ndarray:
@@ -218,6 +224,7 @@ def fit(
         model, X, y, loss, validation_split, validation_data, rng, weights
     )
     metrics = _metrics(metrics, loss)
+    _trust_checked_labels(metrics, y)
     optimizer = get_optimizer(optimizer)
     model.history = History()  # the only thing fit leaves on the model
     run = TrainingRun(model, optimizer, loss, rng, model.history, epochs, initial_epoch)
@@ -248,7 +255,7 @@ def fit(
             except TrainingDivergedError as exc:
                 raise finite.restore(exc) from None
             if validation is not None:
-                logs.update(_validation_logs(model, *validation, loss, metrics))
+                logs.update(_validation_logs(trainer, *validation, metrics))
             if trainer.clipping:  # how many of the epoch's steps were clipped
                 logs["clipped_steps"] = trainer.clipped_steps
                 trainer.clipped_steps = 0
@@ -492,6 +499,27 @@ def _metrics(metrics, loss: Loss) -> _Metrics:
     found = _Metrics({name: get_metric(name) for name in _metric_names(metrics, loss)})
     found.threshold = _threshold(loss)
     return found
+
+
+def _trust_checked_labels(metrics: _Metrics, y: np.ndarray) -> None:
+    """Swap accuracy for _accuracy_of_labels when the training labels y (N,) are
+    all >= 0, checked here once per fit: accuracy itself scans every batch's
+    labels for the negative ones that mark padding (1.4 us of a 4-row step)."""
+    if (
+        metrics.get("accuracy") is accuracy
+        and y.ndim == 1
+        and y.dtype.kind in "iu"
+        and len(y)
+        and y.min() >= 0
+    ):
+        metrics["accuracy"] = _accuracy_of_labels
+
+
+def _accuracy_of_labels(out: np.ndarray, labels: np.ndarray, threshold) -> float:
+    """accuracy(out, labels, threshold) for labels (N,) known to be >= 0."""
+    if out.ndim == 2 and out.shape[1] > 1:
+        return float(np.count_nonzero(out.argmax(axis=1) == labels)) / len(labels)
+    return accuracy(out, labels, threshold)
 
 
 def _threshold(loss: Loss) -> float:
@@ -757,8 +785,11 @@ def _stop_requested(run: TrainingRun) -> bool:
     return run.stop_training
 
 
-def _validation_logs(model, X_val, y_val, loss, metrics) -> dict:
-    logs = _evaluate_prepared(model, X_val, y_val, loss, list(metrics))
+def _validation_logs(trainer: Trainer, X_val, y_val, metrics) -> dict:
+    model = trainer.model
+    logs = _evaluate_prepared(
+        model, X_val, y_val, trainer.loss, list(metrics), penalty=trainer.penalty()
+    )
     model.set_training(True)  # back to training mode for the next epoch
     return {f"val_{k}": v for k, v in logs.items()}
 
@@ -793,8 +824,10 @@ def evaluate(
 
 
 def _evaluate_prepared(
-    model, X, y, loss, metric_names, batch_size=None, weights=None
+    model, X, y, loss, metric_names, batch_size=None, weights=None, penalty=None
 ) -> dict:
+    """evaluate on checked (X, y); penalty: the model's total_penalty, when the
+    caller knows it without walking the tree (fit's Trainer)."""
     step = len(X) if not batch_size else max(batch_size, 1024)
     mean = loss.reduction == "mean"
     total, outs = 0.0, []
@@ -809,7 +842,9 @@ def _evaluate_prepared(
     out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     rows = len(X) if weights is None else float(weights.sum())
     # as in training (and Keras): the layers' regularization penalties join the loss
-    logs = {"loss": (total / rows if mean else total) + total_penalty(model)}
+    if penalty is None:
+        penalty = total_penalty(model)
+    logs = {"loss": (total / rows if mean else total) + penalty}
     for name in metric_names:
         logs[name] = get_metric(name)(out, y, _threshold(loss))
     return logs

@@ -12,7 +12,7 @@ features of a row, so its backward applies a full K x K Jacobian per row.
 
 import numpy as np
 
-from glassnet._kernels import sigmoid, softmax
+from glassnet._kernels import constant, sigmoid, softmax
 from glassnet._special import erfc, erfc_abs_float32
 from glassnet._validation import check_in_range, check_positive_float
 from glassnet.errors import ConfigError, ShapeError
@@ -71,7 +71,8 @@ class Tanh(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         out = self._cached()
         local = np.multiply(out, out)
-        np.subtract(1.0, local, out=local)  # 1 - tanh(x)^2, written in place
+        # 1 - tanh(x)^2, written in place; the 1 as a 0-d array of out's dtype
+        np.subtract(constant(1.0, out.dtype), local, out=local)
         local *= dout
         return local
 

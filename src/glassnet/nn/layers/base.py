@@ -117,43 +117,7 @@ class Layer:
         contract does not support) or two parameters of one layer with the same
         name raise ConfigError naming the place.
         """
-        pairs: list[tuple[str, Parameter]] = []
-        seen_params: dict[int, str] = {}
-        seen_layers: dict[int, str] = {id(self): "the model"}
-        todo = [(self, "")]  # depth first, children in order: a stack, reversed
-        while todo:
-            layer, prefix = todo.pop()
-            own, kids = _own_and_children(layer)
-            names = set()
-            for p in own:
-                name = prefix + p.name
-                if id(p) in seen_params or name in names:
-                    where = f"{prefix[:-1] or type(self).__name__}"
-                    raise ConfigError(
-                        f"{where} ({type(layer).__name__}): "
-                        + (
-                            f"parameter {name!r} is the same Parameter as "
-                            f"{seen_params[id(p)]!r}; a Parameter must belong to "
-                            "one layer (weight sharing is not supported)"
-                            if id(p) in seen_params
-                            else f"two parameters are named {p.name!r}; give each "
-                            "Parameter of a layer its own name"
-                        )
-                    )
-                names.add(name)
-                seen_params[id(p)] = name
-                pairs.append((name, p))
-            for child_name, child in reversed(kids):
-                path = prefix + child_name
-                if id(child) in seen_layers:
-                    raise ConfigError(
-                        f"layer {path!r} ({type(child).__name__}) is the same object "
-                        f"as {seen_layers[id(child)]!r}; a layer instance can appear "
-                        "once in a model (build a new one for each place)"
-                    )
-                seen_layers[id(child)] = path
-                todo.append((child, path + "."))
-        return pairs
+        return walk(self)[0]
 
     def penalty(self) -> float:
         """The regularization term this layer adds to the loss (an l2 option's
@@ -278,9 +242,56 @@ def _own_and_children(layer: Layer) -> tuple[list[Parameter], list]:
         return layer.own_parameters(), layer.children()
     params, kids = _held(layer)
     if cls.parameters is not Layer.parameters:  # it lists its parameters by hand
+        if not kids:  # a leaf (Dense, Conv2D): they are all its own
+            return list(layer.parameters()), kids
         inside = {id(p) for _, child in kids for p in child.parameters()}
         params = [p for p in layer.parameters() if id(p) not in inside]
     return params, kids
+
+
+def walk(model: Layer) -> tuple[list[tuple[str, Parameter]], list[Layer]]:
+    """(model.named_parameters(), [model, every layer below it, parents before
+    their children]) from one walk of the tree: fit needs both and walks once.
+    Raises ConfigError as named_parameters does."""
+    layers: list[Layer] = []
+    pairs: list[tuple[str, Parameter]] = []
+    seen_params: dict[int, str] = {}
+    seen_layers: dict[int, str] = {id(model): "the model"}
+    todo = [(model, "")]  # depth first, children in order: a stack, reversed
+    while todo:
+        layer, prefix = todo.pop()
+        layers.append(layer)
+        own, kids = _own_and_children(layer)
+        names = set()
+        for p in own:
+            name = prefix + p.name
+            if id(p) in seen_params or name in names:
+                where = f"{prefix[:-1] or type(model).__name__}"
+                raise ConfigError(
+                    f"{where} ({type(layer).__name__}): "
+                    + (
+                        f"parameter {name!r} is the same Parameter as "
+                        f"{seen_params[id(p)]!r}; a Parameter must belong to "
+                        "one layer (weight sharing is not supported)"
+                        if id(p) in seen_params
+                        else f"two parameters are named {p.name!r}; give each "
+                        "Parameter of a layer its own name"
+                    )
+                )
+            names.add(name)
+            seen_params[id(p)] = name
+            pairs.append((name, p))
+        for child_name, child in reversed(kids):
+            path = prefix + child_name
+            if id(child) in seen_layers:
+                raise ConfigError(
+                    f"layer {path!r} ({type(child).__name__}) is the same object "
+                    f"as {seen_layers[id(child)]!r}; a layer instance can appear "
+                    "once in a model (build a new one for each place)"
+                )
+            seen_layers[id(child)] = path
+            todo.append((child, path + "."))
+    return pairs, layers
 
 
 def total_penalty(model: Layer) -> float:

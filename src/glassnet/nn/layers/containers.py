@@ -159,8 +159,9 @@ class Sequential(Layer):
 
     def set_training(self, training: bool) -> None:
         """Tell every layer, at every depth, whether it runs in training mode."""
-        self._training = bool(training)
-        super().set_training(training)
+        self._training = self.training = bool(training)
+        for layer in self.layers:  # its children, without building their names
+            layer.set_training(training)
 
     def initialize(self, rng: np.random.Generator, dtype) -> None:
         """As a layer inside another model: take the outer model's generator and

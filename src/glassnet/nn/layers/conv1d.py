@@ -20,7 +20,7 @@ class Conv1D(_Convolution):
 
     Forward and backward are Conv2D's (_Convolution) on x viewed as (N, C, 1, L)
     with the weight viewed as (F, C, 1, K): the same im2col, one matrix product
-    per example, the same speed tricks and the same gradients
+    for the whole batch, the same speed tricks and the same gradients
         dL/dweight[f, c, k] = sum over n, l of g[n, f, l] * x_padded[n, c, l*S + k]
         dL/dbias[f]         = sum over n, l of g[n, f, l]
         dL/dx[n, c, p]      = sum over the (f, l, k) with l*S + k = p + pad_left of

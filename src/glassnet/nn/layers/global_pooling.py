@@ -7,6 +7,7 @@ Dense layer without Flatten, and have no parameters.
 
 import numpy as np
 
+from glassnet._kernels import ones
 from glassnet.errors import ShapeError
 from glassnet.nn.layers.base import Layer
 
@@ -44,7 +45,10 @@ class _GlobalAvgPool(_GlobalPool):
         self._check_input(x.shape)
         N, C = x.shape[:2]
         self._cache = x.shape
-        return x.reshape(N, C, -1).mean(axis=2)  # (N, C, S) -> (N, C)
+        flat = x.reshape(N, C, -1)  # (N, C, S)
+        # the sums as a matrix-vector product with ones: conv1d benchmark's
+        # (64, 32, 58), 7 us instead of 160 us for .mean(axis=2), one thread
+        return (flat @ ones(flat.shape[2], flat.dtype)) / flat.shape[2]  # (N, C)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape = self._cached()
