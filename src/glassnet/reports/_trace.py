@@ -125,7 +125,8 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
 
 # what the entries of a layer's tuple cache are, by class name (for the tables)
 CACHE_NAMES = {
-    "_Convolution": ("grid", "cols", "x padded"),  # Conv1D, Conv2D; cols None when rebuilt in backward
+    # Conv1D and Conv2D; cols is None when backward builds them again
+    "_Convolution": ("grid", "cols", "x padded"),
     "_MaxPool": ("grid", "x", "out"),  # 1-D and 2-D: x padded, as (N, C, H, W)
     "Dropout": ("mask",),
     "_BatchNorm": ("training", "xhat", "inv_std"),
