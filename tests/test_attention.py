@@ -203,6 +203,30 @@ def test_attention_matches_a_naive_loop(q_shape, k_shape, v_shape, make_mask, rn
     assert np.all(weights[~allowed] == 0.0)  # a masked key gets exactly nothing
 
 
+@pytest.mark.parametrize(
+    "spread, dtype",
+    [
+        (1.0, np.float32),  # scores within 80 of each other: one shift for all
+        (1.0, np.float64),
+        (60.0, np.float32),  # spread past 80 (and exp(-80) underflow territory
+        (60.0, np.float64),  # for a single shift): each query's own maximum
+    ],
+)
+def test_softmax_shift_keeps_every_query_normalised(spread, dtype, rng):
+    """Both branches of the softmax's shift give each query's weights as a
+    float64 softmax over its own scores does, rows summing to 1, no NaN."""
+    q = (rng.normal(size=(2, 3, 5, 4)) * spread).astype(dtype)
+    k = rng.normal(size=(2, 3, 6, 4)).astype(dtype)
+    v = rng.normal(size=(2, 3, 6, 2)).astype(dtype)
+    _, weights = gn.scaled_dot_product_attention(q, k, v)
+    scores = q.astype(np.float64) @ k.astype(np.float64).swapaxes(-1, -2) / 2.0
+    expected = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    expected /= expected.sum(axis=-1, keepdims=True)
+    assert weights.dtype == dtype and np.all(np.isfinite(weights))
+    atol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(weights, expected, atol=atol)
+
+
 def test_gradcheck_sees_a_backward_without_the_softmax_jacobian(rng):
     """The table above can fail: treating the softmax as elementwise (w (1 - w)
     instead of diag(w) - w w.T) is the classic wrong attention backward."""
