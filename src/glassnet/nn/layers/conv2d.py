@@ -28,9 +28,9 @@ from glassnet.nn.parameter import Parameter
 
 # Columns of a batch up to WHOLE_BATCH_BYTES are made at once and kept for
 # backward; larger ones are made in chunks of about CHUNK_BYTES (see
-# _Convolution._chunks), well inside the benchmark machine's 1 MB L2 cache.
-WHOLE_BATCH_BYTES = 2 * 1024 * 1024
-CHUNK_BYTES = 512 * 1024
+# _Convolution._chunks), so that large images never hold all their columns.
+WHOLE_BATCH_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class _Convolution(Layer):
@@ -166,15 +166,14 @@ class _Convolution(Layer):
         (C*KH*KW, N*L) take at most WHOLE_BATCH_BYTES, else chunks of about
         CHUNK_BYTES.
 
-        Speed trick: large columns (cnn benchmark: 4.3 MB for conv 1, 3.7 MB for
-        conv 2) outgrow the L2 cache, so the matrix product would read them back
-        from memory. Made and multiplied one chunk at a time they are read while
-        in cache, and never kept: backward makes them again, chunk by chunk,
-        which costs less than reading them back. cnn step, one thread: 1.13x
-        PyTorch's time instead of 1.20x (conv 1 forward 0.39 ms instead of
-        0.59 ms); smaller columns lose as much to the second im2col as they
-        gain (conv1d step 0.88x instead of 0.79x when chunked), so they are
-        made once and kept.
+        Memory, not speed: columns larger than WHOLE_BATCH_BYTES are never
+        kept whole (backward makes them again, chunk by chunk). Chunks sized
+        for the L2 cache (512 KB) were tried for speed and dropped: in
+        benchmarks/run.py's cnn case (LeNet, batch 64, columns of 4.3 and
+        3.7 MB) they left one thread where it was (0.43x numpy, against 0.44x
+        for the whole batch) and made two threads slower (0.50x against
+        0.43x): each of the many small products waits for OpenBLAS's second
+        thread.
         """
         N, C = flat.shape[:2]
         per_example = C * grid.KH * grid.KW * grid.H_out * grid.W_grid * flat.itemsize
