@@ -371,3 +371,32 @@ def test_a_backup_without_callbacks_state_resumes_leaving_theirs_as_they_are(
     _, stopper, _ = _fit(_model(), [backup])  # EarlyStopping is not refused
     assert backup.restored_epoch == 1  # the kill came after epoch 2's backup
     assert stopper.best_epoch is not None
+
+
+BAD_STATES = [  # what a damaged backup holds for EarlyStopping -> the error names it
+    ({"best_weights": np.zeros(3)}, "best_weights of shape"),
+    ({"wait": None, "best": "x"}, "could not convert"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_STATES)
+def test_a_callback_state_that_cannot_be_taken_is_refused_before_any_change(
+    tmp_path, monkeypatch, change, message
+):
+    path = _crashed_backup(tmp_path)
+    taken = gn.EarlyStopping.set_state
+
+    def damaged(self, state):  # as if the file held this state
+        taken(self, {**state, **change})
+
+    monkeypatch.setattr(gn.EarlyStopping, "set_state", damaged)
+    model = _model()
+    before = [p.data.copy() for p in model.parameters()]
+    # the latest backup, then the previous one: both hold the damaged state
+    with (
+        pytest.warns(UserWarning, match="resuming from the previous one"),
+        pytest.raises(ModelFileError, match=f"for EarlyStopping that .*{message}"),
+    ):
+        _fit(model, [BackupAndRestore(path, save_every_steps=1)])
+    for p, q in zip(model.parameters(), before, strict=True):
+        assert np.array_equal(p.data, q)

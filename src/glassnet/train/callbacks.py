@@ -13,7 +13,9 @@ batch logs are {"size": rows in the batch} at the start of a step and
 A callback with state that a backup must carry (EarlyStopping's counters)
 defines get_state() -> dict (JSON values and NumPy arrays) and set_state(state):
 BackupAndRestore saves the state of every such callback and puts it back on
-resume (see glassnet.train.checkpoints).
+resume (see glassnet.train.checkpoints). set_state should only assign attributes
+and raise on a state it cannot take: a resume first tries it on a shallow copy
+of the callback, so that a bad state is refused before anything is changed.
 """
 
 import math
@@ -29,7 +31,7 @@ from glassnet._validation import (
     check_positive_float,
     check_positive_int,
 )
-from glassnet.errors import CallOrderError, ConfigError
+from glassnet.errors import CallOrderError, ConfigError, ShapeError
 
 
 @dataclass(eq=False)
@@ -275,6 +277,12 @@ class EarlyStopping(Callback):
         self.best_epoch, self.wait = state["best_epoch"], state["wait"]
         self.stopped_epoch = state["stopped_epoch"]
         flat, self.best_weights = state.get("best_weights"), None
+        sizes = [p.data.size for p in self.model.parameters()]
+        if flat is not None and flat.shape != (sum(sizes),):
+            raise ShapeError(
+                f"EarlyStopping: best_weights of shape {flat.shape}, expected "
+                f"({sum(sizes)},) for this model's parameters"
+            )
         if flat is not None:  # (P,) back into the parameters' shapes
             self.best_weights, start = [], 0
             for p in self.model.parameters():

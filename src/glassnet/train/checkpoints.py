@@ -47,6 +47,7 @@ have no "structure", are still read.)
 """
 
 import contextlib
+import copy
 import glob
 import math
 import os
@@ -681,6 +682,12 @@ def _restore(path, model, optimizer=None, *, rng=None, history=None, run=None):
     if rng is not None and rng is not model.rng and fit_state is not None:
         fit_state = _rng_state_checked(fit_state, rng, f.path, "fit_rng")
     restored_history = _history_from_json(training["history"], f.path)
+    states = training.get("callbacks", [])  # none in files older than the key
+    callback_states = []
+    for i, (cb, state) in enumerate(zip(stateful, states, strict=False)):
+        arrays_of = {key: arrays[f"callbacks.{i}.{key}"] for key, *_ in state["arrays"]}
+        callback_states.append((cb, {**state["state"], **arrays_of}))
+        _check_takes_state(cb, callback_states[-1][1], f.path)
     # everything is checked: now change things
     _assign(model, arrays)
     if optimizer is not None:
@@ -691,13 +698,25 @@ def _restore(path, model, optimizer=None, *, rng=None, history=None, run=None):
     if history is not None:
         history.epoch = restored_history.epoch
         history.history = restored_history.history
-    states = training.get("callbacks", [])  # none in files older than the key
-    for i, (cb, state) in enumerate(zip(stateful, states, strict=False)):
-        arrays_of = {key: arrays[f"callbacks.{i}.{key}"] for key, *_ in state["arrays"]}
-        cb.set_state({**state["state"], **arrays_of})
+    for cb, state in callback_states:
+        cb.set_state(state)
     if position is None:
         return training["epoch"], None
     return training["epoch"] - 1, position
+
+
+def _check_takes_state(cb, state: dict, path) -> None:
+    """Refuse a callback state that cb.set_state cannot take, before anything is
+    changed: set_state is tried on a shallow copy of cb (set_state assigns
+    attributes; a damaged or crafted file fails here with its path named)."""
+    try:
+        copy.copy(cb).set_state(state)
+    except Exception as exc:  # noqa: BLE001  (whatever the callback raises)
+        raise ModelFileError(
+            path,
+            f"holds a state for {type(cb).__name__} that it cannot take back "
+            f"({type(exc).__name__}: {exc})",
+        ) from None
 
 
 def _check_run(path, training: dict, position, stateful: list, run) -> None:
