@@ -1,6 +1,8 @@
 """What the PyTorch and ONNX exporters share, free of both: the input shape and
 dtype of an exported model, and the layer that first sees its input."""
 
+from collections.abc import Callable
+
 import numpy as np
 
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
@@ -105,3 +107,15 @@ def float_dtype(dtype, who: str) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise ConfigError(f"{who}: dtype must be float32 or float64, got {dtype!r}")
     return dt
+
+
+def register_in(table: dict, *classes: type) -> Callable[[Callable], Callable]:
+    """A decorator that registers the decorated converter as table[cls] for each
+    of classes (the converter tables of the torch and ONNX exporters)."""
+
+    def register(fn: Callable) -> Callable:
+        for cls in classes:
+            table[cls] = fn
+        return fn
+
+    return register

@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from glassnet import _special
 from glassnet.errors import ConfigError, ShapeError
-from glassnet.export._common import not_exported_reason
+from glassnet.export._common import not_exported_reason, register_in
 from glassnet.nn.layers.base import Layer
 
 # Operators ONNX Runtime's CPU provider lacks in float64: a one-node float64 graph
@@ -54,13 +54,7 @@ TO_ONNX: dict[type, Callable] = {}
 def exports(*classes: type):
     """Register the decorated function (layer, graph, x) -> output name as the
     ONNX converter of glassnet layer classes."""
-
-    def register(fn: Callable) -> Callable:
-        for cls in classes:
-            TO_ONNX[cls] = fn
-        return fn
-
-    return register
+    return register_in(TO_ONNX, *classes)
 
 
 _ELEM_TYPES = {

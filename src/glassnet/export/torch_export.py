@@ -24,6 +24,7 @@ from glassnet.export._common import (
     input_shape_for,
     model_dtype,
     not_exported_reason,
+    register_in,
     takes_ids,
 )
 from glassnet.export._torch_weights import empty as _empty
@@ -72,13 +73,7 @@ TO_TORCH: dict[type, Callable] = dict(torch_sequence.TO_TORCH)
 
 def exports(*classes: type):
     """Register the decorated function as the torch converter of glassnet classes."""
-
-    def register(fn: Callable) -> Callable:
-        for cls in classes:
-            TO_TORCH[cls] = fn
-        return fn
-
-    return register
+    return register_in(TO_TORCH, *classes)
 
 
 # -- glassnet -> torch ----------------------------------------------------------------

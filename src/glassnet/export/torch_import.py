@@ -18,7 +18,7 @@ from torch import nn
 from glassnet.errors import ArgumentTypeError, ConfigError, ShapeError
 from glassnet.export import _torch_modules as tm
 from glassnet.export import torch_sequence
-from glassnet.export._common import float_dtype
+from glassnet.export._common import float_dtype, register_in
 from glassnet.nn.layers import (
     ELU,
     GELU,
@@ -60,13 +60,7 @@ FROM_TORCH: dict[type, Callable] = dict(torch_sequence.FROM_TORCH)
 
 def imports(*classes: type):
     """Register the decorated function as the importer of torch module classes."""
-
-    def register(fn: Callable) -> Callable:
-        for cls in classes:
-            FROM_TORCH[cls] = fn
-        return fn
-
-    return register
+    return register_in(FROM_TORCH, *classes)
 
 
 def torch_name(cls: type) -> str:

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from glassnet.export import _torch_sequence as ts
+from glassnet.export._common import register_in
 from glassnet.export._torch_weights import empty, fill
 from glassnet.nn.layers import (
     GRU,
@@ -32,21 +33,12 @@ TO_TORCH: dict[type, Callable] = {}
 FROM_TORCH: dict[type, Callable] = {}
 
 
-def _register(table: dict, *classes: type):
-    def register(fn: Callable) -> Callable:
-        for cls in classes:
-            table[cls] = fn
-        return fn
-
-    return register
-
-
 # -- glassnet -> torch ----------------------------------------------------------------
 
 _RECURRENT = {RNN: ts.RNN, LSTM: ts.LSTM, GRU: ts.GRU}
 
 
-@_register(TO_TORCH, *_RECURRENT)
+@register_in(TO_TORCH, *_RECURRENT)
 def _recurrent(layer, convert) -> nn.Module:
     extra = (layer.nonlinearity,) if isinstance(layer, RNN) else ()
     module = empty(
@@ -65,7 +57,7 @@ def _attention_arrays(layer: MultiHeadAttention, prefix: str = "") -> dict:
     return {prefix + p.name: p.data for p in layer.parameters()}  # torch's layout
 
 
-@_register(TO_TORCH, MultiHeadAttention)
+@register_in(TO_TORCH, MultiHeadAttention)
 def _attention(layer: MultiHeadAttention, convert) -> nn.Module:
     module = empty(
         ts.MultiHeadAttention,
@@ -77,7 +69,7 @@ def _attention(layer: MultiHeadAttention, convert) -> nn.Module:
     return fill(module, **_attention_arrays(layer))
 
 
-@_register(TO_TORCH, TransformerBlock)
+@register_in(TO_TORCH, TransformerBlock)
 def _block(layer: TransformerBlock, convert) -> nn.Module:
     module = empty(
         ts.TransformerBlock,
@@ -99,13 +91,13 @@ def _block(layer: TransformerBlock, convert) -> nn.Module:
     return fill(module, **arrays)
 
 
-@_register(TO_TORCH, PositionalEmbedding)
+@register_in(TO_TORCH, PositionalEmbedding)
 def _positional(layer: PositionalEmbedding, convert) -> nn.Module:
     w = layer.weight.data
     return fill(empty(ts.PositionalEmbedding, *w.shape, like=w), weight=w)
 
 
-@_register(TO_TORCH, SinusoidalPositionalEncoding)
+@register_in(TO_TORCH, SinusoidalPositionalEncoding)
 def _sinusoidal(layer: SinusoidalPositionalEncoding, convert) -> nn.Module:
     return ts.SinusoidalPositionalEncoding(layer.embed_dim, layer.base)
 
@@ -115,7 +107,7 @@ def _sinusoidal(layer: SinusoidalPositionalEncoding, convert) -> nn.Module:
 _FROM_RECURRENT = {ts.RNN: RNN, ts.LSTM: LSTM, ts.GRU: GRU}
 
 
-@_register(FROM_TORCH, *_FROM_RECURRENT)
+@register_in(FROM_TORCH, *_FROM_RECURRENT)
 def _from_recurrent(module, site) -> Layer:
     cls = _FROM_RECURRENT[type(module)]
     site.check(
@@ -140,7 +132,7 @@ def _from_recurrent(module, site) -> Layer:
     return layer
 
 
-@_register(FROM_TORCH, nn.RNN, nn.LSTM, nn.GRU)
+@register_in(FROM_TORCH, nn.RNN, nn.LSTM, nn.GRU)
 def _from_torch_recurrent(module, site) -> Layer:
     name = type(module).__name__
     raise site.refuse(
@@ -165,7 +157,7 @@ def _check_attention(site, module: nn.MultiheadAttention) -> None:
     )
 
 
-@_register(FROM_TORCH, nn.MultiheadAttention, ts.MultiHeadAttention)
+@register_in(FROM_TORCH, nn.MultiheadAttention, ts.MultiHeadAttention)
 def _from_attention(module: nn.MultiheadAttention, site) -> Layer:
     """torch's plain class as self-attention, module(x, x, x)[0], no mask."""
     _check_attention(site, module)
@@ -175,7 +167,7 @@ def _from_attention(module: nn.MultiheadAttention, site) -> Layer:
     return layer
 
 
-@_register(FROM_TORCH, NonDynamicallyQuantizableLinear)
+@register_in(FROM_TORCH, NonDynamicallyQuantizableLinear)
 def _from_out_proj(module: nn.Linear, site) -> Layer:
     """MultiheadAttention's out_proj: an nn.Linear by another name."""
     site.check("Dense", bias=(module.bias is not None, True))
@@ -189,7 +181,7 @@ def _name(activation) -> str:
     return getattr(activation, "__name__", None) or repr(activation)
 
 
-@_register(FROM_TORCH, nn.TransformerEncoderLayer, ts.TransformerBlock)
+@register_in(FROM_TORCH, nn.TransformerEncoderLayer, ts.TransformerBlock)
 def _from_block(module: nn.TransformerEncoderLayer, site) -> Layer:
     gelu = module.activation_relu_or_gelu == 2  # "gelu", F.gelu or nn.GELU()
     if isinstance(module.activation, nn.GELU) and module.activation.approximate != (
@@ -223,13 +215,13 @@ def _from_block(module: nn.TransformerEncoderLayer, site) -> Layer:
     return layer
 
 
-@_register(FROM_TORCH, ts.PositionalEmbedding)
+@register_in(FROM_TORCH, ts.PositionalEmbedding)
 def _from_positional(module: ts.PositionalEmbedding, site) -> Layer:
     layer = PositionalEmbedding(*module.weight.shape)
     site.load(layer, weight=module.weight)
     return layer
 
 
-@_register(FROM_TORCH, ts.SinusoidalPositionalEncoding)
+@register_in(FROM_TORCH, ts.SinusoidalPositionalEncoding)
 def _from_sinusoidal(module: ts.SinusoidalPositionalEncoding, site) -> Layer:
     return SinusoidalPositionalEncoding(module.embed_dim, module.base)
