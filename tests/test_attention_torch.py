@@ -21,7 +21,7 @@ F = torch.nn.functional
 
 pytestmark = pytest.mark.torch
 
-from torch_oracle_helpers import close, tensor  # noqa: E402
+from torch_oracle_helpers import adam_steps_side_by_side, close, tensor  # noqa: E402
 
 
 def randomised(layer, rng):
@@ -190,24 +190,14 @@ def test_ten_adam_steps_of_a_small_transformer_match_torch(rng):
             )
         twin.head.weight.copy_(tensor(model[4].weight.data.T))
         twin.head.bias.copy_(tensor(model[4].bias.data))
-    optimizer = gn.Adam(lr=0.02)
-    toptimizer = torch.optim.Adam(twin.parameters(), lr=0.02)
-    loss = gn.SoftmaxCrossEntropy()
-    for step in range(10):
-        ids, y = rng.integers(0, 6, (8, 5)), rng.integers(0, 2, 8)
-        value = loss.forward(model.forward(ids, training=True), y)
-        model.backward(loss.backward())
-        optimizer.step(model.parameters())
 
-        toptimizer.zero_grad()
-        tvalue = F.cross_entropy(twin(torch.tensor(ids)), torch.tensor(y))
-        tvalue.backward()
-        toptimizer.step()
-        close(value, tvalue, f"loss at step {step}")
+    def key_bias_gradient_is_noise():
         # the key bias adds q . b_k to every score of a row, which the softmax
         # ignores: its true gradient is 0, and both libraries hold rounding noise
         key_bias = block.self_attn.in_proj_bias.grad[6:12]
         assert np.abs(key_bias).max() < 1e-12
+
+    adam_steps_side_by_side(model, twin, 0.02, rng, key_bias_gradient_is_noise)
     theirs = dict(tblock.named_parameters())
     # Adam divides that noise by its own size: the key bias takes lr-sized steps
     # that differ between the libraries, so only the q and v biases are compared

@@ -19,7 +19,7 @@ F = torch.nn.functional
 
 pytestmark = pytest.mark.torch
 
-from torch_oracle_helpers import close, tensor  # noqa: E402
+from torch_oracle_helpers import adam_steps_side_by_side, close, tensor  # noqa: E402
 
 
 def torch_name(name: str, layer_index: int = 0) -> str:
@@ -168,20 +168,7 @@ def test_ten_adam_steps_of_an_lstm_classifier_match_torch(rng):
             getattr(twin.lstm, torch_name(n)).copy_(tensor(p.data))
         twin.linear.weight.copy_(tensor(model[2].weight.data.T))
         twin.linear.bias.copy_(tensor(model[2].bias.data))
-    optimizer = gn.Adam(lr=0.05)
-    toptimizer = torch.optim.Adam(twin.parameters(), lr=0.05)
-    loss = gn.SoftmaxCrossEntropy()
-    for step in range(10):
-        ids, y = rng.integers(0, 6, (8, 5)), rng.integers(0, 2, 8)
-        value = loss.forward(model.forward(ids, training=True), y)
-        model.backward(loss.backward())
-        optimizer.step(model.parameters())
-
-        toptimizer.zero_grad()
-        tvalue = F.cross_entropy(twin(torch.tensor(ids)), torch.tensor(y))
-        tvalue.backward()
-        toptimizer.step()
-        close(value, tvalue, f"loss at step {step}")
+    adam_steps_side_by_side(model, twin, 0.05, rng)
     close(model[0].weight.data, twin.embed.weight, "embedding after 10 steps")
     for n, p in model[1].named_parameters():
         close(p.data, getattr(twin.lstm, torch_name(n)), f"{n} after 10 steps")
