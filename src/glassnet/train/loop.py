@@ -23,7 +23,7 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, output_layer, total_penalty, walk
+from glassnet.nn.layers.base import Layer, output_layer, total_penalty
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -33,6 +33,7 @@ from glassnet.nn.losses import (
     loss_name,
     name_of,
 )
+from glassnet.train._known_models import known_model
 from glassnet.train.callbacks import (
     Callback,
     EpochPosition,
@@ -58,8 +59,10 @@ class Trainer:
 
     def __init__(self, model, loss: Loss, optimizer) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        named, every_layer = walk(model)  # one walk of the tree for all below
-        self.params = [p for _, p in named]
+        # one walk of the tree for all below, kept for the model's next fit
+        self._known = known = known_model(model)
+        self.params = list(known.params)
+        every_layer = known.every_layer(model)
         self.layers = list(model.layers)
         self._step_loss, self._fused_softmax = loss, False
         last = self.layers[-1] if self.layers else None
@@ -89,11 +92,11 @@ class Trainer:
         )
 
     def __enter__(self) -> "Trainer":
-        self.model.set_training(True)
+        self._known.set_training(self.model, True)  # model.set_training(True)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.model.set_training(False)
+        self._known.set_training(self.model, False)
 
     def step(self, x: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
         """One update on the batch (x, y); returns the batch loss before the update.
@@ -274,14 +277,26 @@ def fit(
 
 
 def _check_arguments(epochs, batch_size, validation_split, verbose) -> None:
+    if (
+        type(epochs) is int
+        and epochs >= 1
+        and (batch_size is None or (type(batch_size) is int and batch_size >= 1))
+        and type(validation_split) in (float, int)
+        and 0.0 <= validation_split < 1.0
+        and verbose in _VERBOSE
+    ):  # plain values, the checks below passed without building their calls
+        return
     check_positive_int("fit", epochs=epochs)
     if batch_size is not None:
         check_positive_int("fit", batch_size=batch_size)
     check_in_range("fit", "validation_split", validation_split, 0.0, 1.0)
-    if verbose not in (0, 1, 2, "auto", False, True):
+    if verbose not in _VERBOSE:
         raise ConfigError(
             f"fit: verbose must be 0, 1, 2 or 'auto', got {plain_repr(verbose)}"
         )
+
+
+_VERBOSE = (0, 1, 2, "auto", False, True)
 
 
 def infer_loss(model, y) -> Loss:
@@ -540,6 +555,10 @@ def _metric_names(metrics, loss: Loss) -> list[str]:
 def _callbacks(run: TrainingRun, callbacks, verbose) -> list[Callback]:
     """History, the user's callbacks, then the progress reporting verbose asks
     for; each handed the run."""
+    if verbose == 0 and type(callbacks) in (tuple, list) and not callbacks:
+        run.history.set_run(run)  # History alone: nothing to check or order
+        run.callbacks = [run.history]
+        return run.callbacks
     if isinstance(callbacks, Callback):  # callbacks=EarlyStopping(...): one is fine
         callbacks = [callbacks]
     callbacks = [run.history, *callbacks]
@@ -737,18 +756,27 @@ class _FiniteWeights:
     take() copies every weight, end to end, into one array and checks that copy:
     the epoch's last update may overflow after its loss was computed. One copy
     that is also the check costs 2 us per epoch for the iris model's six tensors;
-    a copy and a check per tensor cost 8 us (a fifth of an epoch).
+    a copy and a check per tensor cost 8 us (a fifth of an epoch). The copy goes
+    into a spare buffer, swapped with the kept one once checked: no allocation
+    per epoch (0.3 us of the iris model's epoch).
     """
 
     def __init__(self, params: list) -> None:
         self.params, self.epoch = params, None
         self.flat = self._joined()
+        self.spare = np.empty_like(self.flat)
 
     def _joined(self) -> np.ndarray:
         return np.concatenate([p.data.ravel() for p in self.params] or [[]])  # (P,)
 
     def take(self, epoch: int) -> None:
-        flat = self._joined()
+        flat = self.spare
+        try:
+            np.concatenate(
+                [p.data.ravel() for p in self.params], out=flat, casting="safe"
+            )  # (P,)
+        except (ValueError, TypeError):  # no weights, or one changed size or dtype:
+            flat = self._joined()  # a new array; the spares catch up in two epochs
         # flat . flat, a sum of squares, is finite when every weight is (a sum
         # that overflowed is looked at entry by entry): one BLAS call, a quarter
         # of the time of isfinite(flat).all()
@@ -756,7 +784,7 @@ class _FiniteWeights:
             raise TrainingDivergedError(
                 f"fit: weights became NaN or inf during epoch {epoch + 1}"
             )
-        self.flat, self.epoch = flat, epoch
+        self.flat, self.spare, self.epoch = flat, self.flat, epoch
 
     def restore(self, error: Exception) -> TrainingDivergedError:
         """Put the kept weights back; returns error's message completed."""
