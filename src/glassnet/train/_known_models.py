@@ -23,17 +23,18 @@ never the model itself, and are dropped when the model is collected.
 import weakref
 
 from glassnet.nn.layers.base import Layer, _own_and_children, walk
-from glassnet.nn.layers.containers import Sequential
 
 # how set_training reaches a layer: its flag set here, or its own method called
 _PLAIN, _SEQUENTIAL, _CALL = 0, 1, 2
+# Sequential.set_training, known by name: containers imports train (model.fit)
+_SEQUENTIAL_METHOD = ("glassnet.nn.layers.containers", "Sequential.set_training")
 
 
 def _switch_kind(layer: Layer) -> int:
     method = type(layer).set_training
     if method is Layer.set_training:
         return _PLAIN  # self.training = flag, then its children
-    if method is Sequential.set_training:
+    if (method.__module__, method.__qualname__) == _SEQUENTIAL_METHOD:
         return _SEQUENTIAL  # self._training = self.training = flag, then its layers
     return _CALL  # a set_training of its own: it handles its subtree
 
