@@ -276,3 +276,49 @@ def test_fit_in_a_loop_equals_one_fit_prepared_anew_each_time():
     assert id(kept) in _known_models._KNOWN
     for a, b in zip(weights(kept), weights(fresh), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# -- the weights kept for a restore (_FiniteWeights) -------------------------------
+
+
+class WeightsAtEpochEnd(gn.Callback):
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.weights.append([p.data.copy() for p in self.model.parameters()])
+
+
+class WidenAfterFirstEpoch(gn.Callback):
+    """Casts every weight to float64 after epoch 1: the optimizer gathers them
+    into new buffers, and the old buffer no longer holds the weights."""
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch == 0:
+            for p in self.model.parameters():
+                p.data = p.data.astype(np.float64)
+
+
+@pytest.mark.parametrize("fits_before", [0, 1, 2])
+@pytest.mark.parametrize("widen", [False, True])
+def test_divergence_restores_the_last_epochs_weights_wherever_they_lie(
+    fits_before, widen
+):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = X @ np.array([[1.0], [2.0], [3.0]])
+    model = gn.Sequential(gn.Dense(3, 8), gn.Tanh(), gn.Dense(8, 1), seed=0)
+    optimizer = gn.SGD(lr=0.01)
+    kw = {"loss": "mse", "optimizer": optimizer, "batch_size": 5, "verbose": 0}
+    for _ in range(fits_before):  # the weights' buffer known from earlier fits
+        model.fit(X, y, epochs=2, **kw)
+    recorder = WeightsAtEpochEnd()
+    schedule = gn.LearningRateScheduler(lambda epoch, lr: 1e30 if epoch >= 3 else 0.01)
+    callbacks = [schedule, recorder] + ([WidenAfterFirstEpoch()] if widen else [])
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        pytest.raises(gn.TrainingDivergedError, match="restored the weights after"),
+    ):
+        model.fit(X, y, epochs=6, callbacks=callbacks, **kw)
+    for p, w in zip(model.parameters(), recorder.weights[-1], strict=True):
+        np.testing.assert_array_equal(p.data, w)

@@ -43,8 +43,13 @@ class KnownModel:
     """What walk(model) found, and the model's training switch.
 
     params: the model's Parameters in named_parameters() order;
-    below: every layer below the model, parents before their children.
+    below: every layer below the model, parents before their children;
+    weights_span: what fit's _FiniteWeights found of where the weights lie
+    (their views and the one buffer they are consecutive slices of), kept for
+    the next fit.
     """
+
+    weights_span: tuple | None = None
 
     def __init__(self, model: Layer) -> None:
         named, every_layer = walk(model)  # raises ConfigError for a bad tree
