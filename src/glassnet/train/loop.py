@@ -242,6 +242,9 @@ def fit(
     logs: dict = {}
     for cb in callbacks:
         cb.on_train_begin(logs)
+    # on_epoch_begin of the callbacks that define one (History does not)
+    epoch_begin = [cb for cb in callbacks if _defines(cb, "on_epoch_begin")]
+    model_attributes = vars(model)  # read for the stop_training of older callbacks
     # A diverging run ends in TrainingDivergedError; NumPy's overflow warnings on
     # the way there would only repeat it.
     with trainer, np.errstate(over="ignore", invalid="ignore"):
@@ -249,7 +252,7 @@ def fit(
         for epoch in range(run.initial_epoch, epochs):
             resume, run.resume_position = run.resume_position, None
             if resume is None:  # a resumed epoch's on_epoch_begin ran before its backup
-                for cb in callbacks:
+                for cb in epoch_begin:
                     cb.on_epoch_begin(epoch, logs)
             try:
                 logs = _train_epoch(
@@ -266,7 +269,9 @@ def fit(
             logs["lr"] = optimizer.lr
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
-            if _stop_requested(run):
+            if (run.stop_training or "stop_training" in model_attributes) and (
+                _stop_requested(run)
+            ):
                 break
     for cb in callbacks:
         cb.on_train_end(logs)
@@ -622,6 +627,11 @@ def _overrides(hook, base) -> bool:
     return getattr(hook, "__func__", hook) is not base
 
 
+def _defines(cb: Callback, hook: str) -> bool:
+    """Whether cb's hook (looked up on the instance) is not Callback's no-op."""
+    return _overrides(getattr(cb, hook), getattr(Callback, hook))
+
+
 class _Batches:
     """The training rows cut into batches; in a new random order every epoch when
     an rng is given. Iterating gives one epoch's (xb, yb) pairs."""
@@ -685,7 +695,10 @@ def _train_epoch(trainer, batches, loss, metrics, hooks, epoch: int, resume=None
             trainer, batches, loss, metrics, hooks, epoch, resume
         )
     mean = loss.reduction == "mean"
-    total, sums, first = _epoch_start(trainer, batches, metrics, resume)
+    if resume is None:
+        total, sums, first = 0.0, dict.fromkeys(metrics, 0.0), 0
+    else:
+        total, sums, first = _epoch_start(trainer, batches, metrics, resume)
     for i, (xb, yb) in enumerate(batches, first):
         n = len(xb)
         if hooks.active:
