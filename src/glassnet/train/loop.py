@@ -600,12 +600,15 @@ class _BatchHooks:
     and calling empty hooks on every callback would add ~5 % to it)."""
 
     def __init__(self, callbacks: list[Callback], run=None, batches=None, trainer=None):
+        self.run, self.batches, self.trainer = run, batches, trainer
+        if run is not None and callbacks == [run.history]:  # fit's own History only
+            self.begin, self.end, self.active, self.track = [], [], False, False
+            return
         base = Callback.on_batch_begin, Callback.on_batch_end
         # looked up on the instance: a callback may set its hook in __init__
         self.begin = [cb for cb in callbacks if _overrides(cb.on_batch_begin, base[0])]
         self.end = [cb for cb in callbacks if _overrides(cb.on_batch_end, base[1])]
         self.active = bool(self.begin or self.end)
-        self.run, self.batches, self.trainer = run, batches, trainer
         # the position in the epoch is kept only for a backup that saves it
         self.track = run is not None and any(cb.runs_last for cb in self.end)
 
