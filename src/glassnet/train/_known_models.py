@@ -57,6 +57,7 @@ class KnownModel:
         self.names = [p.name for p in self.params]
         self.below = every_layer[1:]  # not the model itself: no cycle to keep it
         self.structure = [_own_and_children(layer) for layer in every_layer]
+        self.checks = list(zip(self.below, self.structure[1:], strict=True))
         self.root_kind = _switch_kind(model)
         # the layers whose flag the switch sets, and those whose method it calls;
         # the subtree of a layer with its own set_training is left to it
@@ -84,7 +85,7 @@ class KnownModel:
         """True when walk(model) would find what it found when this was made."""
         if _own_and_children(model) != self.structure[0]:
             return False
-        for layer, found in zip(self.below, self.structure[1:], strict=True):
+        for layer, found in self.checks:
             if _own_and_children(layer) != found:
                 return False
         return [p.name for p in self.params] == self.names

@@ -785,13 +785,13 @@ class _FiniteWeights:
 
     def __init__(self, params: list, known=None) -> None:
         self.params, self.epoch, self.known = params, None, known
-        # the span the model's last fit found (KnownModel keeps it), if the
-        # weights are still those views; else looked for once, after an epoch
+        # what the model's last fit found (KnownModel keeps it), if the weights
+        # are still those views; else looked for once, after the first epoch
         # (an optimizer gathers the weights at its first step)
         self.views, self.span = getattr(known, "weights_span", None) or ([], None)
-        if not self._holding():
+        self.look = not (self.views and self._holding())
+        if self.look:
             self.views, self.span = [], None
-        self.look = self.span is None
         self.flat = self._joined()
 
     def _holding(self) -> bool:
