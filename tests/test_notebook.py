@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from collections import Counter
 
 import ipykernel  # noqa: F401  the kernel; nbclient, nbformat, ipykernel,
@@ -18,6 +19,8 @@ import ipywidgets  # noqa: F401  ipywidgets and matplotlib come with the [test]
 import nbclient  # extra
 import nbformat
 import pytest
+
+from glassnet import _notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -63,6 +66,10 @@ CELLS = {  # name -> source; each cell's outputs are checked below
         "from glassnet.sklearn import GlassClassifier\n"
         "clf = GlassClassifier(hidden_layer_sizes=(5,), epochs=300, verbose=1)\n"
         "clf = clf.fit(X, y)"
+    ),
+    "early": (
+        "stop = gn.EarlyStopping(monitor='loss', patience=1, min_delta=10.0)\n"
+        "history = model.fit(X, y, epochs=300, verbose=1, callbacks=[stop])"
     ),
     "fit_2": "history = model.fit(X, y, epochs=300, verbose=2)",
     "plot": "gn.plot.history(history)",
@@ -209,6 +216,17 @@ def test_with_ipywidgets_progress_is_tqdms_widget_without_it_text(executed, cell
         assert not executed.widgets, executed.widgets
 
 
+def test_an_early_stop_ends_at_its_last_epoch_and_is_no_failure(executed):
+    (output,) = executed.outputs["early"]
+    text = output["data"]["text/plain"]
+    n = int(re.match(r"epoch (\d+)/300 \(", text).group(1))
+    assert 1 <= n < 300, text
+    if executed.kernel == "ipywidgets":  # tqdm would paint a short bar red
+        bar, text = executed.bar("early")
+        assert (bar["value"], bar["max"], bar["bar_style"]) == (n, 300, "success")
+        assert text.startswith(f"epoch {n}/300 "), text
+
+
 def test_a_slow_fit_updates_its_one_display_a_bounded_number_of_times(executed):
     """~2 s of training: the display changes on the way (it is live), but far
     fewer times than the 300 epochs (it is throttled), and never by new
@@ -246,3 +264,37 @@ def test_import_glassnet_loads_no_notebook_machinery():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+class ZMQInteractiveShell:  # named as ipykernel's shell; Colab's Shell derives it
+    pass
+
+
+class Shell(ZMQInteractiveShell):
+    pass
+
+
+class TerminalInteractiveShell:
+    pass
+
+
+@pytest.mark.parametrize(
+    "shell, expected",
+    [
+        (ZMQInteractiveShell(), True),  # Jupyter, VS Code
+        (Shell(), True),  # a shell built on ipykernel's (Colab)
+        (TerminalInteractiveShell(), False),  # IPython in a terminal: tqdm's bar
+        (None, False),  # IPython imported, no shell running
+    ],
+)
+def test_in_notebook_means_a_shell_built_on_ipykernels(monkeypatch, shell, expected):
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: shell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    assert _notebook.in_notebook() is expected
+
+
+def test_in_notebook_is_false_without_ipython_and_does_not_import_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert _notebook.in_notebook() is False
+    assert "IPython" not in sys.modules
