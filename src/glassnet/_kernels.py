@@ -31,6 +31,24 @@ def ones(n: int, dtype: np.dtype) -> np.ndarray:
     return array if array is not None else _shared(_ONES, (n, dtype), np.ones, n, dtype)
 
 
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b for a 1-D or 2-D a and a 2-D b, (N, D) @ (D, M) -> (N, M), as np.dot.
+
+    The same BLAS call without np.matmul's generalized-ufunc dispatch: 0.4 to 1 us
+    less per call (4 x 2 float32: 0.56 us against 0.94 us for x @ w; 0.6 us
+    against 1.7 us for dout @ w.T), which a Dense layer pays 3 to 5 times a step.
+    np.dot writes only into a C-contiguous `out` of exactly its result's dtype;
+    any other `out` (a float32 gradient of float64 data, a strided view) takes
+    np.matmul, which casts as `@` does.
+    """
+    if out is None:
+        return np.dot(a, b)
+    try:
+        return np.dot(a, b, out)
+    except ValueError:  # an out np.dot does not take; matmul casts (or explains)
+        return np.matmul(a, b, out=out)
+
+
 def column_sums(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """a.sum(axis=0) for a 2-D a, (N, M) -> (M,), as the product ones(N) @ a.
 
@@ -38,9 +56,7 @@ def column_sums(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     every benchmark size (150 x 5: 1.1 us against 3.5 us; 128 x 256: 2.7 us
     against 5.6 us), and Dense's bias gradient is such a sum.
     """
-    if out is None:
-        return ones(a.shape[0], a.dtype) @ a
-    return np.matmul(ones(a.shape[0], a.dtype), a, out=out)
+    return matmul(ones(a.shape[0], a.dtype), a, out)
 
 
 def row_sums(a: np.ndarray) -> np.ndarray:
@@ -49,7 +65,7 @@ def row_sums(a: np.ndarray) -> np.ndarray:
     A reduction along a short last axis pays NumPy's per-row overhead (150 x 3:
     about 3 us); the matrix-vector product does not.
     """
-    return a @ ones(a.shape[1], a.dtype)
+    return matmul(a, ones(a.shape[1], a.dtype))
 
 
 def row_max(a: np.ndarray) -> np.ndarray:
@@ -63,6 +79,21 @@ def row_max(a: np.ndarray) -> np.ndarray:
     if a.shape[1] == 2:
         return np.maximum(a[:, 0], a[:, 1])
     return np.maximum.reduce(np.ascontiguousarray(a.T), axis=0)
+
+
+def binary_log_loss(logits: np.ndarray) -> np.ndarray:
+    """-log softmax(logits) row-wise for two classes: (N, 2) -> (N, 2).
+
+    With two columns, -log p_k = log(1 + exp(z_other - z_k)), which is one
+    np.logaddexp(0, z[:, ::-1] - z): exact in both tails ([1e4, -1e4] gives
+    [0, 2e4]) and never overflowing, in 3 NumPy calls where the general path
+    (shift by the row max, exp, row sums, log, a broadcast subtract and a
+    broadcast divide) takes 7, each broadcast about 0.8 us at 4 x 2. Bought:
+    XOR's fused Softmax + cross-entropy step 3 us faster. The probabilities
+    are then exp(-result).
+    """
+    diff = np.subtract(logits[:, ::-1], logits)  # (N, 2): z_other - z_k
+    return np.logaddexp(constant(0.0, diff.dtype), diff, diff)
 
 
 def one_hot(labels: np.ndarray, K: int, dtype) -> np.ndarray:
@@ -100,10 +131,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     if x.dtype.kind != "f":  # integers: the float64 result NumPy would give
         x = x.astype(np.float64)
     half, one = constant(0.5, x.dtype), constant(1.0, x.dtype)
+    # out passed by position: a ufunc parses out= as a keyword 0.1 us slower
     out = np.multiply(x, half)
-    np.tanh(out, out=out)
-    out += one
-    out *= half
+    np.tanh(out, out)
+    np.add(out, one, out)
+    np.multiply(out, half, out)
     return out
 
 

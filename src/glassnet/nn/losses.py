@@ -33,6 +33,7 @@ import numpy as np
 
 from glassnet._kernels import (
     ONE_HOT_MAX_CLASSES,
+    binary_log_loss,
     constant,
     one_hot,
     row_max,
@@ -260,26 +261,30 @@ class SoftmaxCrossEntropy(Loss):
         labels = target.ndim == 1  # then each row of y sums to 1
         if labels and K <= ONE_HOT_MAX_CLASSES:
             target = one_hot(target, K, logits.dtype)  # (N,) -> (N, K): faster below
-        shifted = logits - row_max(logits)[:, None]  # exp() cannot overflow
-        exp = np.exp(shifted)
-        sums = row_sums(exp)[:, None]  # (N, 1)
-        log_probs = shifted - np.log(sums)  # (N, K)
-        exp /= sums  # probabilities, reused by backward
+        if K == 2:  # two classes: -log p in 3 NumPy calls (see binary_log_loss)
+            neg_log_probs = binary_log_loss(logits)  # (N, 2)
+            exp = np.exp(np.negative(neg_log_probs))  # probabilities, for backward
+        else:
+            shifted = logits - row_max(logits)[:, None]  # exp() cannot overflow
+            exp = np.exp(shifted)
+            sums = row_sums(exp)[:, None]  # (N, 1)
+            neg_log_probs = np.log(sums) - shifted  # (N, K)
+            exp /= sums  # probabilities, reused by backward
         if sample_weight is None:
-            scale = self._scale(N)
+            scale = 1.0 / N if self.reduction == "mean" else 1.0
         else:
             scale = self._weight_scale(sample_weight, logits.shape, logits.dtype)
         self._cache = (exp, target, scale, labels)
         if target.ndim == 1:
-            picked = log_probs[np.arange(N), target]  # (N,)
-            return -float(np.sum(picked * np.ravel(scale)))
+            picked = neg_log_probs[np.arange(N), target]  # (N,)
+            return float(np.sum(picked * np.ravel(scale)))
         if sample_weight is not None:
-            value = -float(np.sum(scale * target * log_probs))
+            value = float(np.sum(scale * target * neg_log_probs))
         else:
-            value = -float(np.vdot(target, log_probs)) * scale
-        if math.isnan(value):  # masked logits (-inf) where y is 0: 0 * -inf is NaN
-            kept = np.where(target != 0, log_probs, 0.0)  # (N, K); only then paid
-            value = -float(np.sum(scale * target * kept))
+            value = float(np.vdot(target, neg_log_probs)) * scale
+        if math.isnan(value):  # masked logits (-inf) where y is 0: 0 * inf is NaN
+            kept = np.where(target != 0, neg_log_probs, 0.0)  # (N, K); only then paid
+            value = float(np.sum(scale * target * kept))
         return value
 
     def _forward_positions(self, logits, target, sample_weight) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet._kernels import column_sums
+from glassnet._kernels import column_sums, matmul
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
 from glassnet.nn.initializers import generator_from_state, get_initializer
@@ -83,28 +83,32 @@ class Dense(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ShapeError(self._shape_message(x.shape))
         self._cache = x
-        out = x @ self.weight.data  # (N, D) @ (D, M) -> (N, M)
+        out = matmul(x, self.weight.data)  # (N, D) @ (D, M) -> (N, M)
         out += self.bias.data  # in place: saves an (N, M) temporary
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x = self._cached()
+        x = self._cache
+        if x is None:
+            self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):  # one tuple compare: ~0.1 us
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
+        matmul(x.T, dout, self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
         # the sum over the batch as ones(N) @ dout: 2-4x faster than dout.sum(axis=0)
-        column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
+        column_sums(dout, self.bias.grad)  # (N, M) -> (M,)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data  # d(l2 * sum W^2)
-        return dout @ self.weight.data.T  # (N, M) @ (M, D) -> (N, D)
+        return matmul(dout, self.weight.data.T)  # (N, M) @ (M, D) -> (N, D)
 
     def backward_params(self, dout: np.ndarray) -> None:
         # backward without dL/dx (for the first layer): a third of the work saved
-        x = self._cached()
+        x = self._cache
+        if x is None:
+            self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
-        column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
+        matmul(x.T, dout, self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
+        column_sums(dout, self.bias.grad)  # (N, M) -> (M,)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data
 
