@@ -39,6 +39,7 @@ from glassnet._kernels import (
     row_max,
     row_sums,
     sigmoid,
+    vdot,
 )
 from glassnet._validation import check_labels
 from glassnet.errors import ConfigError, DataError, ShapeError
@@ -159,7 +160,7 @@ class MeanSquaredError(Loss):
             return float(np.sum(scale * diff * diff))
         scale = self._scale(diff.size)
         self._cache = (diff, scale)
-        return float(np.vdot(diff, diff)) * scale  # vdot: sum of squares in one call
+        return float(vdot(diff, diff)) * scale  # vdot: sum of squares in one call
 
     def backward(self) -> np.ndarray:
         diff, scale = self._cache
@@ -281,7 +282,7 @@ class SoftmaxCrossEntropy(Loss):
         if sample_weight is not None:
             value = float(np.sum(scale * target * neg_log_probs))
         else:
-            value = float(np.vdot(target, neg_log_probs)) * scale
+            value = float(vdot(target, neg_log_probs)) * scale
         if math.isnan(value):  # masked logits (-inf) where y is 0: 0 * inf is NaN
             kept = np.where(target != 0, neg_log_probs, 0.0)  # (N, K); only then paid
             value = float(np.sum(scale * target * kept))

@@ -121,8 +121,10 @@ class Dense(Layer):
         return (self.out_features,)
 
     def penalty(self) -> float:
+        if not self.l2:  # checked first: fit asks every step
+            return 0.0
         W = self.weight.data
-        return self.l2 * float(np.vdot(W, W)) if self.l2 else 0.0
+        return self.l2 * float(np.vdot(W, W))
 
     def get_config(self) -> dict:
         config = {"in_features": self.in_features, "out_features": self.out_features}
