@@ -335,7 +335,7 @@ class SoftmaxCrossEntropy(Loss):
             dlogits -= target
         if type(scale) is float:  # a 0-d array of the dtype: 0.25 us less
             scale = constant(scale, dlogits.dtype)
-        dlogits *= scale  # the loss is a mean over the batch
+        np.multiply(dlogits, scale, dlogits)  # the loss is a mean over the batch
         return dlogits
 
     def prepare_target(self, target, pred_shape, dtype):

@@ -4,7 +4,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet._kernels import column_sums, matmul
+from glassnet._kernels import column_sums, dot, matmul
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
 from glassnet.nn.initializers import generator_from_state, get_initializer
@@ -83,8 +83,8 @@ class Dense(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ShapeError(self._shape_message(x.shape))
         self._cache = x
-        out = matmul(x, self.weight.data)  # (N, D) @ (D, M) -> (N, M)
-        out += self.bias.data  # in place: saves an (N, M) temporary
+        out = dot(x, self.weight.data)  # (N, D) @ (D, M) -> (N, M); see matmul
+        np.add(out, self.bias.data, out)  # in place: saves an (N, M) temporary
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -98,7 +98,7 @@ class Dense(Layer):
         column_sums(dout, self.bias.grad)  # (N, M) -> (M,)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data  # d(l2 * sum W^2)
-        return matmul(dout, self.weight.data.T)  # (N, M) @ (M, D) -> (N, D)
+        return dot(dout, self.weight.data.T)  # (N, M) @ (M, D) -> (N, D)
 
     def backward_params(self, dout: np.ndarray) -> None:
         # backward without dL/dx (for the first layer): a third of the work saved
