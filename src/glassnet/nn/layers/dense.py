@@ -4,7 +4,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet._kernels import column_sums, dot, matmul
+from glassnet._kernels import dense_grads, dot
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
 from glassnet.nn.initializers import generator_from_state, get_initializer
@@ -93,9 +93,9 @@ class Dense(Layer):
             self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):  # one tuple compare: ~0.1 us
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        matmul(x.T, dout, self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
-        # the sum over the batch as ones(N) @ dout: 2-4x faster than dout.sum(axis=0)
-        column_sums(dout, self.bias.grad)  # (N, M) -> (M,)
+        # dL/dW = x.T @ dout (D, M) and dL/db = ones(N) @ dout (M,), in place; the
+        # column sums as a product: 2-4x faster than dout.sum(axis=0)
+        dense_grads(x, dout, self.weight.grad, self.bias.grad)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data  # d(l2 * sum W^2)
         return dot(dout, self.weight.data.T)  # (N, M) @ (M, D) -> (N, D)
@@ -107,8 +107,7 @@ class Dense(Layer):
             self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        matmul(x.T, dout, self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
-        column_sums(dout, self.bias.grad)  # (N, M) -> (M,)
+        dense_grads(x, dout, self.weight.grad, self.bias.grad)  # (D, M) and (M,)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data
 
