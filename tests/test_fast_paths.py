@@ -392,3 +392,15 @@ def test_two_class_loss_of_a_masked_logit_raises_no_floating_point_error(n):
     assert value == pytest.approx((n - 1) * np.log(2.0) / n, rel=1e-6)
     np.testing.assert_array_equal(grad[0], [0.0, 0.0])
     np.testing.assert_allclose(grad[1:], np.tile([0.5, -0.5], (n - 1, 1)) / n)
+
+
+def test_two_class_loss_of_integer_logits_is_float64():
+    """Integer logits give the float64 result, as the general softmax path does."""
+    z = np.array([[0, 3], [-2, 2]])
+    got = _kernels.binary_log_loss(z)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, _neg_log_softmax(z), rtol=1e-14)
+    loss = gn.SoftmaxCrossEntropy()
+    expected = (got[0, 1] + got[1, 0]) / 2  # labels 1 and 0
+    assert loss(z, np.array([1, 0])) == pytest.approx(expected, rel=1e-14)
+    assert loss.backward().dtype == np.float64

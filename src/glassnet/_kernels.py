@@ -126,6 +126,8 @@ def binary_log_loss(logits: np.ndarray) -> np.ndarray:
     but BLAS raises NumPy's invalid-value flag for a -inf logit at N < 4.)
     The probabilities are then exp(-result).
     """
+    if logits.dtype.kind != "f":  # integers: the float64 result NumPy would give
+        logits = logits.astype(np.float64)
     diff = np.subtract(logits[:, ::-1], logits)  # (N, 2): z_other - z_k
     zero = _ZEROS.get(diff.dtype)
     if zero is None:

@@ -265,7 +265,7 @@ class SoftmaxCrossEntropy(Loss):
         labels = target.ndim == 1  # then each row of y sums to 1
         if labels and K <= ONE_HOT_MAX_CLASSES:
             target = one_hot(target, K, logits.dtype)  # (N,) -> (N, K): faster below
-        if K == 2:  # two classes: -log p in 3 NumPy calls (see binary_log_loss)
+        if K == 2:  # two classes: -log p in 2 NumPy calls (see binary_log_loss)
             neg_log_probs = binary_log_loss(logits)  # (N, 2)
             exp = np.exp(np.negative(neg_log_probs))  # probabilities, for backward
         else:

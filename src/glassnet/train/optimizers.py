@@ -481,7 +481,8 @@ class SGD(Optimizer):
                 g += v * self.momentum
         # lr as a 0-d array of the dtype, out by position: 0.4 us less than
         # np.multiply(g, self.lr, out=tmp) at XOR's size, the same float32 product
-        np.multiply(g, constant(self.lr, tmp.dtype), tmp)
+        lr = constant(self.lr, tmp.dtype) if tmp.dtype.kind == "f" else self.lr
+        np.multiply(g, lr, tmp)
         np.subtract(data, tmp, data)
 
     def get_config(self) -> dict:
