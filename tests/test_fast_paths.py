@@ -245,3 +245,162 @@ def test_stratified_split_does_not_import_numpy_ma():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "False"]
+
+
+# -- the per-step shortcuts of the tiny networks (xor, autoencoder) ----------------
+
+
+def _neg_log_softmax(z: np.ndarray) -> np.ndarray:
+    """-log softmax(z) for two columns in float64, from the difference d of the
+    other logit and this one: log(1 + e^d), as d + log1p(e^-d) where d > 0."""
+    z = np.asarray(z, np.float64)
+    d = z[:, ::-1] - z  # exact for float32 logits
+    with np.errstate(over="ignore"):
+        return np.where(d > 0, d + np.log1p(np.exp(-d)), np.log1p(np.exp(d)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "logits, expected",
+    [
+        ([[0.0, 0.0]], [[np.log(2.0), np.log(2.0)]]),
+        ([[np.log(1.0), np.log(3.0)]], [[np.log(4.0), np.log(4.0 / 3.0)]]),
+        ([[1e4, -1e4], [-1e4, 1e4]], [[0.0, 2e4], [2e4, 0.0]]),  # exact tails
+        ([[-np.inf, 3.0]], [[np.inf, 0.0]]),  # a masked logit
+        ([[0.3, -1.2], [5.0, 4.5], [-7.0, 2.0]], None),  # against the textbook
+    ],
+)
+def test_binary_log_loss_is_minus_log_softmax(logits, expected, dtype):
+    z = np.array(logits, dtype)
+    got = _kernels.binary_log_loss(z)
+    want = _neg_log_softmax(z) if expected is None else np.array(expected)
+    assert got.dtype == dtype and got.shape == z.shape
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "target", ["labels", "one-hot", "soft", "unnormalised", "weights"]
+)
+def test_two_class_softmax_cross_entropy_equals_the_textbook(target, dtype, rng):
+    """Two classes take binary_log_loss; loss and gradient are those of the
+    general formula -sum(c * y * log softmax(z)), dL/dz = c * (p * sum(y) - y)."""
+    z = rng.normal(scale=3.0, size=(7, 2)).astype(dtype)
+    labels = rng.integers(0, 2, 7)
+    y = {
+        "labels": np.eye(2)[labels],
+        "one-hot": np.eye(2)[labels],
+        "soft": rng.dirichlet(np.ones(2), 7),
+        "unnormalised": rng.uniform(0, 1, (7, 2)),
+        "weights": np.eye(2)[labels],
+    }[target]
+    weights = rng.uniform(0.5, 2.0, 7) if target == "weights" else None
+    c = (
+        np.full((7, 1), 1 / 7)
+        if weights is None
+        else (weights / weights.sum())[:, None]
+    )
+    nll = _neg_log_softmax(z)
+    p = np.exp(-nll)
+    loss = gn.SoftmaxCrossEntropy()
+    given = labels if target == "labels" else y.astype(dtype)
+    value = loss.forward(z, given, weights)
+    grad = loss.backward()
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert value == pytest.approx(float(np.sum(c * y * nll)), rel=rtol)
+    expected = c * (p * y.sum(axis=1, keepdims=True) - y)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, expected, rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.parametrize(
+    "make_out",
+    [
+        lambda shape: np.empty(shape),  # float64: the C function's own dtype
+        lambda shape: np.empty(shape, np.float32),  # another dtype: matmul casts
+        lambda shape: np.empty(shape[::-1]).T,  # not C-contiguous
+    ],
+    ids=["same", "cast", "strided"],
+)
+def test_matmul_kernel_writes_any_out_np_matmul_takes(make_out, rng):
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(3, 4))
+    out = make_out((5, 4))
+    assert _kernels.matmul(a, b, out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-6)
+    np.testing.assert_allclose(_kernels.matmul(a, b), a @ b, rtol=1e-14)
+
+
+def test_dense_backward_fills_a_strided_gradient_the_user_bound(rng):
+    """A weight gradient bound to a transposed view is filled through np.matmul
+    (np.dot writes only C-contiguous arrays); the values are the same."""
+    layer = gn.Dense(3, 4, rng=rng, dtype=np.float64)
+    x, dout = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))
+    layer.forward(x)
+    layer.weight.grad = np.zeros((4, 3)).T  # (3, 4), Fortran order
+    dx = layer.backward(dout)
+    np.testing.assert_allclose(layer.weight.grad, x.T @ dout, rtol=1e-13)
+    np.testing.assert_allclose(layer.bias.grad, dout.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(dx, dout @ layer.weight.data.T, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "pred, target, expected_dtype",
+    [
+        (
+            np.array([[1.0, 2.0]], np.float32),
+            np.array([[0.0, 0.0]], np.float32),
+            np.float32,
+        ),
+        (np.array([[1, 2]]), np.array([[0, 0]]), np.float64),  # integers: floats out
+    ],
+)
+def test_mse_gradient_keeps_the_dtype_and_is_2_diff_over_n(
+    pred, target, expected_dtype
+):
+    loss = gn.MeanSquaredError()
+    assert loss.forward(pred, target) == pytest.approx(2.5)
+    grad = loss.backward()
+    assert grad.dtype == expected_dtype
+    np.testing.assert_array_equal(grad, [[1.0, 2.0]])  # 2 * diff / 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lr", [1.0, 0.1, 0.003])
+def test_sgd_update_is_data_minus_lr_times_grad_bitwise(lr, dtype, rng):
+    """SGD multiplies by lr as a 0-d array of the dtype: the same rounding as the
+    Python float NumPy converts to that dtype."""
+    p = gn.Parameter(rng.normal(size=(3, 2)).astype(dtype), "w")
+    p.grad = rng.normal(size=(3, 2)).astype(dtype)
+    expected = p.data - p.grad * lr
+    gn.SGD(lr=lr).step([p])
+    assert p.data.dtype == dtype
+    np.testing.assert_array_equal(p.data, expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 8])
+def test_two_class_loss_of_a_masked_logit_raises_no_floating_point_error(n):
+    """A -inf logit (a masked class) that is never the label: the loss and the
+    gradient are those of the other class alone, with no NumPy error flag on
+    the way (a BLAS product of the logits raised one for n < 4)."""
+    z = np.ones((n, 2), np.float32)
+    z[0, 0] = -np.inf
+    loss = gn.SoftmaxCrossEntropy()
+    with np.errstate(all="raise"):
+        value = loss(z, np.ones(n, int))
+        grad = loss.backward()
+    assert value == pytest.approx((n - 1) * np.log(2.0) / n, rel=1e-6)
+    np.testing.assert_array_equal(grad[0], [0.0, 0.0])
+    np.testing.assert_allclose(grad[1:], np.tile([0.5, -0.5], (n - 1, 1)) / n)
+
+
+def test_two_class_loss_of_integer_logits_is_float64():
+    """Integer logits give the float64 result, as the general softmax path does."""
+    z = np.array([[0, 3], [-2, 2]])
+    got = _kernels.binary_log_loss(z)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, _neg_log_softmax(z), rtol=1e-14)
+    loss = gn.SoftmaxCrossEntropy()
+    expected = (got[0, 1] + got[1, 0]) / 2  # labels 1 and 0
+    assert loss(z, np.array([1, 0])) == pytest.approx(expected, rel=1e-14)
+    assert loss.backward().dtype == np.float64

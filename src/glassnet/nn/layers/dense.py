@@ -4,7 +4,7 @@ from __future__ import annotations  # np.random in signatures: loaded on first u
 
 import numpy as np
 
-from glassnet._kernels import column_sums
+from glassnet._kernels import dense_grads, dot
 from glassnet._validation import check_positive_int
 from glassnet.errors import ShapeError
 from glassnet.nn.initializers import generator_from_state, get_initializer
@@ -83,28 +83,31 @@ class Dense(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ShapeError(self._shape_message(x.shape))
         self._cache = x
-        out = x @ self.weight.data  # (N, D) @ (D, M) -> (N, M)
-        out += self.bias.data  # in place: saves an (N, M) temporary
+        out = dot(x, self.weight.data)  # (N, D) @ (D, M) -> (N, M); see matmul
+        np.add(out, self.bias.data, out)  # in place: saves an (N, M) temporary
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x = self._cached()
+        x = self._cache
+        if x is None:
+            self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):  # one tuple compare: ~0.1 us
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
-        # the sum over the batch as ones(N) @ dout: 2-4x faster than dout.sum(axis=0)
-        column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
+        # dL/dW = x.T @ dout (D, M) and dL/db = ones(N) @ dout (M,), in place; the
+        # column sums as a product: 2-4x faster than dout.sum(axis=0)
+        dense_grads(x, dout, self.weight.grad, self.bias.grad)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data  # d(l2 * sum W^2)
-        return dout @ self.weight.data.T  # (N, M) @ (M, D) -> (N, D)
+        return dot(dout, self.weight.data.T)  # (N, M) @ (M, D) -> (N, D)
 
     def backward_params(self, dout: np.ndarray) -> None:
         # backward without dL/dx (for the first layer): a third of the work saved
-        x = self._cached()
+        x = self._cache
+        if x is None:
+            self._cached()  # raises CallOrderError: backward before forward
         if dout.shape != (len(x), self.out_features):
             raise self._dout_error((len(x), self.out_features), dout.shape)
-        np.matmul(x.T, dout, out=self.weight.grad)  # (D, N) @ (N, M) -> (D, M)
-        column_sums(dout, out=self.bias.grad)  # (N, M) -> (M,)
+        dense_grads(x, dout, self.weight.grad, self.bias.grad)  # (D, M) and (M,)
         if self.l2:
             self.weight.grad += 2.0 * self.l2 * self.weight.data
 
@@ -117,8 +120,10 @@ class Dense(Layer):
         return (self.out_features,)
 
     def penalty(self) -> float:
+        if not self.l2:  # checked first: fit asks every step
+            return 0.0
         W = self.weight.data
-        return self.l2 * float(np.vdot(W, W)) if self.l2 else 0.0
+        return self.l2 * float(np.vdot(W, W))
 
     def get_config(self) -> dict:
         config = {"in_features": self.in_features, "out_features": self.out_features}
