@@ -13,6 +13,7 @@ import pytest
 import glassnet as gn
 from glassnet.cli import main
 from glassnet.cli.config import build_model, load_config
+from glassnet.io import serialization
 from glassnet.errors import DataError, ModelFileError
 
 IRIS_TOML = """\
@@ -244,7 +245,7 @@ def test_string_class_labels_train_and_predict_with_their_names(header, tmp_path
     (tmp_path / "flowers.toml").write_text(toml)
     trained = glassnet("train", "flowers.toml", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    assert gn.io.serialization.read_extra(tmp_path / "flowers.safetensors") == {
+    assert serialization.read_extra(tmp_path / "flowers.safetensors") == {
         "classes": NAMES.tolist()
     }
     target = "species" if header else "-1"
