@@ -4,6 +4,16 @@ import numpy as np
 
 from glassnet.nn.layers.recurrent import _Recurrent
 
+# The fused loop's internal gate order, as indices into PyTorch's (i, f, g, o):
+# (o, i, f, g), so the three sigmoid gates are one contiguous block [0:3] and
+# (i, f) sit next to (g, c_{t-1}) for one product (see LSTM._run). The
+# Parameters keep PyTorch's order; only the loop's private copies are permuted.
+_ORDER = (3, 0, 1, 2)
+# sigmoid(z) = (1 + tanh(z / 2)) / 2: the sigmoid gates' rows of the private
+# weight copies are halved (exact: a power of two), so one tanh pass over all
+# four gates serves the three sigmoids and g.
+_HALVE = (0.5, 0.5, 0.5, 1.0)
+
 
 class LSTM(_Recurrent):
     """Long short-term memory over a sequence, as torch.nn.LSTM(batch_first=True).
@@ -104,3 +114,142 @@ class LSTM(_Recurrent):
         dh_prev = da @ w_hh  # (N, 4H) @ (4H, H) -> (N, H)
         dc_prev = dc * f
         return da, da, (dh_prev, dc_prev)
+
+    # -- the fused loop over time (speed; the steps above are its reference) -------
+
+    def _fused(self) -> bool:
+        """True unless a subclass redefines a step: then the generic loop of
+        _Recurrent runs, calling that step (tests change a step to check that
+        gradcheck and explain catch a wrong backward)."""
+        cls = type(self)
+        return cls._step is LSTM._step and cls._step_backward is LSTM._step_backward
+
+    def _run(self, x, state, w_ih, w_hh, b_ih, b_hh):
+        """One direction over time, as _Recurrent._run (same cache names), fused.
+
+        Speed: every buffer is allocated once per call and each step writes into
+        it with out= (no per-step arrays, no np.stack after the loop), 9 NumPy
+        calls per step where the generic loop with _step made 21, each on
+        contiguous (N, H) blocks (a strided operand makes a NumPy pass 3-4x
+        slower at N, H = 64, 128).
+        Layout: S (T+1, 5, N, H), per step [o, i, f, g, c_{t-1}] gate-major;
+        tanh_c (T, N, H); h_all (T+1, N, H)."""
+        if not self._fused():
+            return super()._run(x, state, w_ih, w_hh, b_ih, b_hh)
+        N, T, D = x.shape
+        H = self.hidden_size
+        x_rows = x.transpose(1, 0, 2).reshape(T * N, D)  # (T*N, D), a copy
+        dt = np.result_type(x_rows, w_ih)
+        halve = np.array(_HALVE, dt)[:, None, None]  # (4, 1, 1)
+        order = list(_ORDER)
+        # the private copies, gate-major in the loop's order: (4, D, H), (4, H, H)
+        w_ih_4 = (w_ih.reshape(4, H, D)[order] * halve).transpose(0, 2, 1)
+        w_hh_4 = (w_hh.reshape(4, H, H)[order] * halve).transpose(0, 2, 1)
+        b_4 = (b_ih + b_hh).reshape(4, 1, H)[order] * halve  # (4, 1, H)
+        # every step's input term and both biases: one product per gate over
+        # the rows (T*N, D), gate-major (4, T*N, H)
+        xw = np.matmul(x_rows, w_ih_4)
+        xw += b_4
+        xw = xw.reshape(4, T, N, H)  # xw[:, t]: (4, N, H), contiguous blocks
+        S = np.empty((T + 1, 5, N, H), dt)
+        h_all = np.empty((T + 1, N, H), dt)  # h_-1, then every h_t
+        tanh_c = np.empty((T, N, H), dt)
+        zero = state is None  # no initial state: h_-1 = c_-1 = 0
+        h_all[0], S[0, 4] = (0.0, 0.0) if zero else state
+        products = np.empty((2, N, H), dt)
+        for t in range(T):
+            St = S[t]  # (5, N, H)
+            gates = St[:4]  # (4, N, H)
+            if t == 0 and zero:  # h_-1 = 0: no product
+                gates[...] = xw[:, 0]
+            else:
+                np.matmul(h_all[t], w_hh_4, out=gates)  # (N, H) @ (4, H, H)
+                gates += xw[:, t]  # the pre-activations
+            np.tanh(gates, out=gates)  # g; tanh(z/2) for o, i, f
+            sig = St[:3]  # o, i, f: sigmoid = (1 + tanh(z/2)) / 2
+            sig *= 0.5
+            sig += 0.5
+            np.multiply(St[1:3], St[3:5], out=products)  # i * g, f * c_{t-1}
+            c = S[t + 1, 4]
+            np.add(products[0], products[1], out=c)  # c_t
+            np.tanh(c, out=tanh_c[t])
+            np.multiply(St[0], tanh_c[t], out=h_all[t + 1])  # h_t = o tanh(c_t)
+        gates = S[:T]  # what the steps' backward reads, by name, each (T, N, H)
+        cache = {"c_prev": gates[:, 4], "i": gates[:, 1], "f": gates[:, 2]}
+        cache.update(g=gates[:, 3], o=gates[:, 0], tanh_c=tanh_c)
+        cache.update(x_rows=x_rows, h0=h_all[0], h_all=h_all)
+        cache.update(fused=(S, zero))
+        return h_all[1:], cache
+
+    def _run_backward(self, dhs, cache, w_ih, w_hh, need_dx):
+        """One direction back through time, as _Recurrent._run_backward, fused.
+
+        Speed: what does not depend on the gradient flowing back is computed for
+        all steps at once before the loop, the factors K of
+            dc = dc_next + dh * Kc,  da_o = dh * Ko,  da_[i,f,g] = dc * K_[i,f,g]
+        (Kc = o (1 - tanh(c)^2), Ko = tanh(c) o (1 - o), Ki = g i (1 - i),
+        Kf = c_{t-1} f (1 - f), Kg = i (1 - g^2)); each step is then 6 NumPy
+        calls (7 with return_sequences) where _step_backward made 26, each on
+        contiguous blocks. K (T, 5, N, H) and the step's scratch dS (5, N, H):
+        [i, f, g, o, c]; da (T, N, 4H), PyTorch's order, as the products with
+        weight_hh and weight_ih take it."""
+        if "fused" not in cache:
+            return super()._run_backward(dhs, cache, w_ih, w_hh, need_dx)
+        S, zero = cache["fused"]
+        x_rows, h_all, tanh_c = cache["x_rows"], cache["h_all"], cache["tanh_c"]
+        T1, N, H = h_all.shape
+        T, D, dt = T1 - 1, x_rows.shape[1], h_all.dtype
+        K = _backward_factors(S[:T], tanh_c)  # (T, 5, N, H)
+        da = np.empty((T, N, 4 * H), dt)  # dL/d(pre-activations), every step
+        dS = np.empty((5, N, H), dt)  # this step's [da_i, da_f, da_g, da_o, dc]
+        dh = np.empty((N, H), dt)  # dL/dh_t, then the product's dh_{t-1}
+        dc_next = np.empty((N, H), dt)  # dL/dc_t from step t+1
+        sequences = dhs.ndim == 3
+        for t in reversed(range(T)):
+            Kt = K[t]  # (5, N, H)
+            if t == T - 1:  # the last step: nothing from step T
+                dh[...] = dhs[t] if sequences else dhs
+            elif sequences:
+                np.add(dh, dhs[t], out=dh)  # the output's gradient + step t+1's
+            np.multiply(dh, Kt[3:5], out=dS[3:5])  # da_o, dh * Kc
+            if t < T - 1:
+                np.add(dS[4], dc_next, out=dS[4])  # dc: + the cell path
+            np.multiply(dS[4], Kt[:3], out=dS[:3])  # da_i, da_f, da_g
+            np.copyto(da[t].reshape(N, 4, H), dS[:4].transpose(1, 0, 2))
+            if t > 0 or not zero:  # dh_{t-1}, dc_{t-1} (for t = 0: dh0, dc0)
+                np.matmul(da[t], w_hh, out=dh)  # (N, 4H) @ (4H, H)
+                np.multiply(dS[4], S[t, 2], out=dc_next)  # the cell path: * f
+        dstate = (np.zeros((N, H), dt),) * 2 if zero else (dh, dc_next)
+        da = da.reshape(T * N, 4 * H)
+        first = N if zero else 0  # h_-1 = 0 adds nothing to dweight_hh
+        h_rows = h_all[:-1].reshape(T * N, H)[first:]
+        db = da.sum(axis=0)  # (4H,)
+        grads = (
+            da.T @ x_rows,  # (4H, T*N) @ (T*N, D): the sum over t and n
+            da[first:].T @ h_rows,  # (4H, T*N) @ (T*N, H)
+            db,
+            db.copy(),  # bias_ih and bias_hh get the same gradient
+        )
+        if not need_dx:
+            return None, dstate, grads
+        dx = (da @ w_ih).reshape(T, N, D)  # (T*N, 4H) @ (4H, D)
+        return dx.transpose(1, 0, 2), dstate, grads  # (N, T, D), a view
+
+
+def _backward_factors(S: np.ndarray, tanh_c: np.ndarray) -> np.ndarray:
+    """S (T, 5, N, H) [o, i, f, g, c_{t-1}] per step, tanh_c (T, N, H) ->
+    K (T, 5, N, H) [Ki, Kf, Kg, Ko, Kc] per step (see LSTM._run_backward), in a
+    dozen passes over all steps at once."""
+    K = np.empty(S.shape, S.dtype)
+    slope = 1.0 - S[:, :3]  # (T, 3, N, H): o, i, f
+    slope *= S[:, :3]  # s (1 - s)
+    np.multiply(slope[:, 1:3], S[:, 3:5], out=K[:, :2])  # Ki, Kf
+    np.multiply(slope[:, 0], tanh_c, out=K[:, 3])  # Ko
+    g, i, o = S[:, 3], S[:, 1], S[:, 0]
+    np.multiply(g, g, out=K[:, 2])
+    np.subtract(1.0, K[:, 2], out=K[:, 2])
+    K[:, 2] *= i  # Kg = i (1 - g^2)
+    np.multiply(tanh_c, tanh_c, out=K[:, 4])
+    np.subtract(1.0, K[:, 4], out=K[:, 4])
+    K[:, 4] *= o  # Kc = o (1 - tanh(c)^2)
+    return K
