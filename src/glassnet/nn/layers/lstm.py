@@ -138,19 +138,26 @@ class LSTM(_Recurrent):
             return super()._run(x, state, w_ih, w_hh, b_ih, b_hh)
         N, T, D = x.shape
         H = self.hidden_size
-        x_rows = x.transpose(1, 0, 2).reshape(T * N, D)  # (T*N, D), a copy
-        dt = np.result_type(x_rows, w_ih)
+        dt = np.result_type(x, w_ih)
+        # x's rows, time-major, with a column of ones: the bias rides in the
+        # products (here, and as the last column of dweight_ih in backward), which
+        # saves a pass over xw and the bias sum (0.3 ms of 15)
+        x_ones = np.empty((T * N, D + 1), dt)  # (T*N, D+1)
+        x_ones[:, D] = 1.0
+        x_rows = x_ones[:, :D]  # (T*N, D) view
+        x_rows.reshape(T, N, D)[...] = x.transpose(1, 0, 2)
         halve = np.array(_HALVE, dt)[:, None, None]  # (4, 1, 1)
         order = list(_ORDER)
-        # the private copies, gate-major in the loop's order: (4, D, H), (4, H, H)
-        w_ih_4 = (w_ih.reshape(4, H, D)[order] * halve).transpose(0, 2, 1)
+        # the private copies, gate-major in the loop's order: (4, D+1, H) with
+        # the two biases as row D, and (4, H, H)
+        w_ih_4 = np.concatenate(
+            [w_ih.reshape(4, H, D), (b_ih + b_hh).reshape(4, H, 1)], 2
+        )
+        w_ih_4 = (w_ih_4[order] * halve).transpose(0, 2, 1)
         w_hh_4 = (w_hh.reshape(4, H, H)[order] * halve).transpose(0, 2, 1)
-        b_4 = (b_ih + b_hh).reshape(4, 1, H)[order] * halve  # (4, 1, H)
         # every step's input term and both biases: one product per gate over
-        # the rows (T*N, D), gate-major (4, T*N, H)
-        xw = np.matmul(x_rows, w_ih_4)
-        xw += b_4
-        xw = xw.reshape(4, T, N, H)  # xw[:, t]: (4, N, H), contiguous blocks
+        # the rows (T*N, D+1), gate-major (4, T*N, H)
+        xw = np.matmul(x_ones, w_ih_4).reshape(4, T, N, H)  # xw[:, t]: (4, N, H)
         S = np.empty((T + 1, 5, N, H), dt)
         h_all = np.empty((T + 1, N, H), dt)  # h_-1, then every h_t
         tanh_c = np.empty((T, N, H), dt)
@@ -178,7 +185,7 @@ class LSTM(_Recurrent):
         cache = {"c_prev": gates[:, 4], "i": gates[:, 1], "f": gates[:, 2]}
         cache.update(g=gates[:, 3], o=gates[:, 0], tanh_c=tanh_c)
         cache.update(x_rows=x_rows, h0=h_all[0], h_all=h_all)
-        cache.update(fused=(S, zero))
+        cache.update(fused=(S, x_ones, zero))
         return h_all[1:], cache
 
     def _run_backward(self, dhs, cache, w_ih, w_hh, need_dx):
@@ -195,10 +202,10 @@ class LSTM(_Recurrent):
         weight_hh and weight_ih take it."""
         if "fused" not in cache:
             return super()._run_backward(dhs, cache, w_ih, w_hh, need_dx)
-        S, zero = cache["fused"]
-        x_rows, h_all, tanh_c = cache["x_rows"], cache["h_all"], cache["tanh_c"]
+        S, x_ones, zero = cache["fused"]
+        h_all, tanh_c = cache["h_all"], cache["tanh_c"]
         T1, N, H = h_all.shape
-        T, D, dt = T1 - 1, x_rows.shape[1], h_all.dtype
+        T, D, dt = T1 - 1, x_ones.shape[1] - 1, h_all.dtype
         K = _backward_factors(S[:T], tanh_c)  # (T, 5, N, H)
         da = np.empty((T, N, 4 * H), dt)  # dL/d(pre-activations), every step
         dS = np.empty((5, N, H), dt)  # this step's [da_i, da_f, da_g, da_o, dc]
@@ -223,12 +230,14 @@ class LSTM(_Recurrent):
         da = da.reshape(T * N, 4 * H)
         first = N if zero else 0  # h_-1 = 0 adds nothing to dweight_hh
         h_rows = h_all[:-1].reshape(T * N, H)[first:]
-        db = da.sum(axis=0)  # (4H,)
+        # (4H, T*N) @ (T*N, D+1): the sum over t and n; the ones column gives
+        # the bias gradient, the same for bias_ih and bias_hh
+        dw_ih = da.T @ x_ones
         grads = (
-            da.T @ x_rows,  # (4H, T*N) @ (T*N, D): the sum over t and n
+            np.ascontiguousarray(dw_ih[:, :D]),  # (4H, D)
             da[first:].T @ h_rows,  # (4H, T*N) @ (T*N, H)
-            db,
-            db.copy(),  # bias_ih and bias_hh get the same gradient
+            dw_ih[:, D].copy(),  # (4H,)
+            dw_ih[:, D].copy(),
         )
         if not need_dx:
             return None, dstate, grads
