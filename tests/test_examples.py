@@ -174,6 +174,72 @@ def test_make_sequences_refuses_impossible_tasks(kwargs, message):
         gn.datasets.make_sequences(**kwargs)
 
 
+@pytest.mark.parametrize("digits, width", [(1, 6), (2, 9), (3, 12)])
+def test_make_arithmetic_writes_true_sums_in_fixed_width(digits, width):
+    lines = gn.datasets.make_arithmetic(300, digits=digits, seed=1)
+    assert len(lines) == 300 and {len(line) for line in lines} == {width}
+    assert all(line[digits] == "+" and line[2 * digits + 1] == "=" for line in lines)
+    assert all(gn.datasets.check_arithmetic(line) for line in lines)
+    assert set("".join(lines)) <= set(gn.datasets.ARITHMETIC_VOCAB)
+    assert gn.datasets.make_arithmetic(300, digits=digits, seed=1) == lines
+
+
+@pytest.mark.parametrize(
+    "text, verdict",
+    [
+        ("07+85=092", True),
+        ("7+85=92", True),
+        ("07+85=093", False),
+        ("07+85092", False),  # no "="
+        ("0785=092", False),  # no "+"
+        ("07+85=", False),  # no answer
+        ("07+8a=092", False),
+        ("07+85=0 92", False),
+        ("07+85=09２", False),  # a non-ASCII digit
+    ],
+)
+def test_check_arithmetic_accepts_only_true_sums(text, verdict):
+    assert gn.datasets.check_arithmetic(text) is verdict
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"digits": 0}, "digits=0"), ({"digits": 10}, "digits must be 1 to 9")],
+)
+def test_make_arithmetic_refuses_impossible_sizes(kwargs, message):
+    with pytest.raises(gn.ConfigError, match=re.escape(message)):
+        gn.datasets.make_arithmetic(**kwargs)
+
+
+def test_arithmetic_transformer_tiny_learns_the_format_and_counts_honestly(capsys):
+    example = load("arithmetic_transformer")
+    results = example.main(["--tiny"])
+    out = capsys.readouterr().out
+    assert results["loss"] < 1.6  # chance on the answer digits is ln(10) = 2.30
+    samples = results["samples"]
+    assert len(samples) == 1000
+    assert all(len(s) == 9 and s[2] == "+" and s[5] == "=" for s in samples)
+    recount = np.mean([gn.datasets.check_arithmetic(s) for s in samples])
+    assert results["correct"] == recount
+    assert f"correct samples: {recount:.3f} of 1000 held-out problems" in out
+
+
+def test_arithmetic_transformer_decodes_one_character_at_a_time():
+    """complete() writes only the answer positions and keeps each prompt."""
+    example = load("arithmetic_transformer")
+    model = example.build(width=8, heads=2, blocks=1)
+    prompts = example.encode(["07+85=092", "99+99=198"])[:, : example.PROMPT]
+    lines = example.complete(model, prompts)
+    np.testing.assert_array_equal(lines[:, : example.PROMPT], prompts)
+    last = model.predict(lines[:, :-1])[:, -1].argmax(axis=1)  # (2,)
+    np.testing.assert_array_equal(lines[:, -1], last)
+
+
+@pytest.mark.slow
+def test_arithmetic_transformer_adds_held_out_problems():
+    assert load("arithmetic_transformer").main([])["correct"] >= 0.9
+
+
 @pytest.mark.slow
 def test_signal_cnn_reaches_96_percent():
     results = load("signal_cnn").main([])
@@ -191,6 +257,7 @@ def test_digits_cnn_with_batchnorm_reaches_97_percent():
     [
         ("signal_cnn", "held-out accuracy"),
         ("sequence_gru", "GRU held-out accuracy 1.000"),
+        ("arithmetic_transformer", "correct samples:"),
         ("iris_softmax", "gradcheck PASSED"),
         ("xor", "bug=index: FAILED"),
         ("autoencoder", "by Hadamard product: gradcheck PASSED"),

@@ -734,3 +734,14 @@ def test_input_shape_is_found_inside_nested_first_layers():
     model = gn.Sequential(gn.Residual(gn.Sequential(gn.Dense(4, 4), gn.Tanh())), seed=0)
     assert summary(model).rows[0].input_shape == (32, 4)
     assert explain(model, batch_size=2).layers[0].input_shape == (2, 4)
+
+
+@pytest.mark.parametrize("report", [explain, summary], ids=["explain", "summary"])
+def test_a_data_batch_given_as_input_shape_is_named_with_a_hint(report):
+    """The common slip explain(model, X) gets the array's shape and the X= hint,
+    never the whole array printed into the message."""
+    batch = np.random.default_rng(0).normal(size=(7, 4))
+    with pytest.raises(ArgumentTypeError, match=r"array of shape \(7, 4\)") as err:
+        report(iris_net(), batch)
+    assert "X=" in str(err.value) and "batch.shape[1:]" in str(err.value)
+    assert len(str(err.value)) < 400

@@ -101,6 +101,15 @@ def batch_shape(model, input_shape, batch_size: int) -> tuple[int, ...]:
         input_shape = (first.in_features,)
     if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
         input_shape = (int(input_shape),)
+    if isinstance(input_shape, np.ndarray) and (
+        input_shape.ndim != 1 or input_shape.dtype.kind not in "iu"
+    ):
+        raise ArgumentTypeError(
+            "input_shape must be one example's shape, a tuple of positive integers, "
+            f"got an array of shape {input_shape.shape} and dtype {input_shape.dtype}"
+            "; hint: pass one example's shape, batch.shape[1:] (explain also "
+            "takes the batch itself: explain(model, X=batch))"
+        )
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, backward_params_of
 from glassnet.reports._table import (
     Report,
     Section,
@@ -283,6 +283,8 @@ def _skips_dx(layer) -> bool:
     calls for the layer whose input is the data) is its own, skipping dL/dx."""
     if type(layer).backward_params is Layer.backward_params:
         return False
+    if backward_params_of(layer) != layer.backward_params:
+        return False  # a subclass's own backward: fit calls it, dL/dx included
     inner = getattr(layer, "layers", None)  # a Sequential passes it to its first
     if inner is not None:
         return bool(inner) and _skips_dx(inner[0])

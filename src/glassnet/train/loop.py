@@ -23,7 +23,13 @@ from glassnet.errors import (
 )
 from glassnet.io.datasets import train_test_split
 from glassnet.nn.layers.activations import Sigmoid, Softmax
-from glassnet.nn.layers.base import Layer, output_layer, total_penalty, walk
+from glassnet.nn.layers.base import (
+    Layer,
+    backward_params_of,
+    output_layer,
+    total_penalty,
+    walk,
+)
 from glassnet.nn.losses import (
     CrossEntropy,
     Loss,
@@ -85,7 +91,7 @@ class Trainer:
             if getattr(layer, "l2", 0) or type(layer).penalty is not Layer.penalty
         ]
         self._first_backward = (
-            self.layers[0].backward_params if self.layers else _no_gradient
+            backward_params_of(self.layers[0]) if self.layers else _no_gradient
         )
 
     def __enter__(self) -> "Trainer":

@@ -14,7 +14,7 @@ Backward, with dout (..., T, dv), one matrix product per line:
 
 The softmax line is the Jacobian diag(w) - w w.T of each row applied to that
 row's dweights, without building the T x S x S Jacobians. docs/
-backprop_through_time.md derives it and checks it with gn.gradcheck.
+attention_backward.md derives it and checks it with gn.gradcheck.
 """
 
 from __future__ import annotations  # np.random in signatures: loaded on first use

@@ -294,6 +294,26 @@ def walk(model: Layer) -> tuple[list[tuple[str, Parameter]], list[Layer]]:
     return pairs, layers
 
 
+def _defined_in(cls: type, name: str) -> type:
+    """The class of cls's method resolution order whose body defines name."""
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
+def backward_params_of(layer: Layer):
+    """What training calls for a layer whose input needs no gradient (the model's
+    first): layer.backward_params when it belongs with the layer's own backward,
+    else layer.backward, whose dL/dx is then dropped.
+
+    A subclass that overrides backward (a user's variant of Dense, say) but
+    inherits its parent's faster backward_params would otherwise train with the
+    parent's gradients while gradcheck and explain read its own backward.
+    """
+    cls = type(layer)
+    if issubclass(_defined_in(cls, "backward_params"), _defined_in(cls, "backward")):
+        return layer.backward_params
+    return layer.backward
+
+
 def total_penalty(model: Layer) -> float:
     """The sum of penalty() over model and every layer below it."""
     return model.penalty() + sum(layer.penalty() for _, layer in model.named_layers())

@@ -12,7 +12,7 @@ from glassnet.nn.layers.activations import (
     Softmax,
     make_activation,
 )
-from glassnet.nn.layers.base import Layer, output_layer
+from glassnet.nn.layers.base import Layer, backward_params_of, output_layer
 from glassnet.nn.layers.dense import Dense
 from glassnet.nn.parameter import Parameter
 
@@ -149,7 +149,7 @@ class Sequential(Layer):
         for layer in self.layers[:0:-1]:
             dout = layer.backward(dout)
         if self.layers:
-            self.layers[0].backward_params(dout)
+            backward_params_of(self.layers[0])(dout)  # its dL/dx is not needed
 
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from glassnet.errors import ArgumentTypeError, ShapeError
-from glassnet.nn.layers.base import Layer
+from glassnet.nn.layers.base import Layer, backward_params_of
 
 
 class TimeDistributed(Layer):
@@ -46,7 +46,7 @@ class TimeDistributed(Layer):
 
     def backward_params(self, dout: np.ndarray) -> None:
         N, T = self._cached()
-        self.layer.backward_params(dout.reshape(N * T, *dout.shape[2:]))
+        backward_params_of(self.layer)(dout.reshape(N * T, *dout.shape[2:]))
 
     def children(self) -> list[tuple[str, Layer]]:
         return [("layer", self.layer)]
