@@ -696,12 +696,13 @@ def _check_layer(
     ):
         notes.append("the model is not float64: the check ran on a float64 copy")
     model = _to_float64(target)
-    try:
-        x = np.array(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentTypeError(
-            f"gradcheck: X must be a numeric array ({exc})"
-        ) from None
+    x = _checked_input(X)
+    ids = x.dtype.kind != "f"  # token ids (an Embedding's input): no gradient
+    if ids:
+        notes.append(
+            "the input holds integers (ids): it has no gradient, so there is no "
+            "input row; every parameter is checked"
+        )
     if not np.isfinite(x).all():
         from glassnet.errors import DataError
 
@@ -737,9 +738,8 @@ def _check_layer(
 
     names = dict(model.named_parameters())
     layer_of = _holders(model)
-    shapes = [("input", "", x.shape)] + [
-        (k, layer_of[k], p.shape) for k, p in names.items()
-    ]
+    shapes = [] if ids else [("input", "", x.shape)]
+    shapes += [(k, layer_of[k], p.shape) for k, p in names.items()]
     # is f a function at all? two forward passes, and f twice, at the same point
     out = np.array(out, dtype=np.float64, copy=True)
     if not _same_output(out, forward(x)) or not fd.same_value(f(), f()):
@@ -752,7 +752,8 @@ def _check_layer(
     repeated = diagnose.accumulating(model, dout, names, grads)  # += instead of =
     objective = _Objective(f)
     objective.bar = _progress([x, *(p.data for p in names.values())], max_elements)
-    tensors = [("input", "", x)] + [(k, layer_of[k], p.data) for k, p in names.items()]
+    tensors = [] if ids else [("input", "", x)]
+    tensors += [(k, layer_of[k], p.data) for k, p in names.items()]
     rows = []
     try:
         for key, layer, value in tensors:
@@ -786,7 +787,7 @@ def _check_layer(
         moved = copy.deepcopy(model)
         for p in moved.parameters():
             p.data = p.data + _nudge(p.data, rng)
-        moved_x = x + _nudge(x, rng)
+        moved_x = x if ids else x + _nudge(x, rng)  # ids stay what they are
         away = _check_layer(
             moved, moved_x, y, loss, eps, threshold, max_elements, rng,
             locate=False, training=mode, ties=False,
@@ -820,6 +821,20 @@ def _check_layer(
         )
         report.notes.extend(_faulty_layers(*where, check, report))
     return report
+
+
+def _checked_input(X) -> np.ndarray:
+    """A float64 copy of X, or an int64 copy when X holds integers or booleans
+    (token ids, which have no gradient and are never perturbed)."""
+    try:
+        a = np.asarray(X)
+        if a.dtype.kind in "iub":
+            return np.array(a, dtype=np.int64)
+        return np.array(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(
+            f"gradcheck: X must be a numeric array ({exc})"
+        ) from None
 
 
 def _nudge(a: np.ndarray, rng) -> np.ndarray:
@@ -966,7 +981,7 @@ def _inputs_seen(model: Layer, forward, x: np.ndarray) -> dict[int, np.ndarray]:
 
     def recording(layer, forward_of_layer):
         def forward_and_record(a, *args, **kwargs):
-            seen.setdefault(id(layer), np.array(a, dtype=np.float64))
+            seen.setdefault(id(layer), _checked_input(a))
             return forward_of_layer(a, *args, **kwargs)
 
         return forward_and_record

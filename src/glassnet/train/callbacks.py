@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from glassnet import _notebook
 from glassnet._terminal import terminal_width
 from glassnet._validation import (
     check_in_range,
@@ -377,14 +378,6 @@ class LearningRateScheduler(LearningRateSchedule):
         self.optimizer.lr = lr
 
 
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel, whose stderr is no terminal but whose
-    front end can show one updating display."""
-    ipython = sys.modules.get("IPython")  # never imported here: only looked up
-    shell = ipython.get_ipython() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
 def _metrics_text(logs: dict, room: int, sep: str = " ", digits: int = 4) -> str:
     """ "loss=0.312 accuracy=0.91 ..." in at most `room` characters: lr first to
     go, then metrics from the end (an ellipsis says some were left out)."""
@@ -429,25 +422,6 @@ def _progress_line(logs: dict, width: int, epochs: int, hours: bool, start=0):
     )
 
 
-class _NotebookLine:
-    """One text output in a notebook, rewritten in place (IPython's display
-    handle) at most every `interval` seconds, and once at the end."""
-
-    def __init__(self, interval: float = 0.5) -> None:
-        from IPython.display import display  # a notebook has IPython
-
-        self.interval, self.last = interval, 0.0
-        self.handle = display(
-            {"text/plain": "fit: starting"}, raw=True, display_id=True
-        )
-
-    def show(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.last >= self.interval:
-            self.handle.update({"text/plain": text}, raw=True)
-            self.last = now
-
-
 class ProgressBar(Callback):
     """Progress of fit, one display that updates in place; fit adds one for
     verbose=1 or "auto".
@@ -455,31 +429,31 @@ class ProgressBar(Callback):
     In a terminal (stderr is a TTY) a tqdm bar on stderr, one tick per epoch,
     with the epoch's metrics, in one line that fits the width (COLUMNS, else
     the terminal's width, else 80): numbers shorten to 3 digits, then the bar
-    and then the times go, before any metric is left out. In Jupyter, tqdm's
-    notebook widget when ipywidgets is installed, else one text line
-    rewritten at most twice a second. Anywhere else (a pipe, a log file)
-    nothing, so logs stay clean.
+    and then the times go, before any metric is left out. In a Jupyter kernel
+    (checked first), tqdm's notebook widget when ipywidgets can be imported,
+    else one text line rewritten at most twice a second; either way one
+    output, whose text is the last epoch's line at the end (glassnet/_notebook.py).
+    Anywhere else (a pipe, a log file) nothing, so logs stay clean.
     """
 
     bar = None
-    line = None
+    notebook = None
 
     def on_train_begin(self, logs: dict) -> None:
-        self.bar = self.line = None
+        self.bar = self.notebook = None
         self.level = 0  # the progress line's layout: only ever less complete
         self.started = time.monotonic()
         self.width = terminal_width()
-        if sys.stderr.isatty():
-            from tqdm import tqdm  # imported only when a bar is shown
-        elif _in_notebook():
-            try:
-                import ipywidgets  # noqa: F401
-                from tqdm.notebook import tqdm  # needs ipywidgets
-            except ImportError:
-                self.line = _NotebookLine()
-                return
-        else:
+        if _notebook.in_notebook():  # a widget, else a line (glassnet/_notebook.py)
+            self.notebook = _notebook.notebook_progress(
+                self.run.epochs, self.run.initial_epoch
+            )
+            self.last_line = f"epoch {self.run.initial_epoch}/{self.run.epochs}"
             return
+        if not sys.stderr.isatty():
+            return
+        from tqdm import tqdm  # imported only when a bar is shown
+
         # the metrics (the description) are cut to the width left by the fixed
         # part, so that the bar and the time always show
         layout = "epoch {n_fmt}/{total_fmt}  {desc}  {bar:10}  {elapsed}<{remaining}"
@@ -503,24 +477,27 @@ class ProgressBar(Callback):
             self.bar.bar_format = layout
             self.bar.set_description_str(shown, refresh=False)
             self.bar.update(1)
-        elif self.line is not None:
-            self.last_line = self._line(epoch, logs)
-            self.line.show(self.last_line)
+        elif self.notebook is not None:
+            head, metrics = self._line(epoch, logs)
+            self.last_line = head + metrics
+            self.notebook.show(epoch + 1, self.last_line, metrics)
 
-    def _line(self, epoch: int, logs: dict) -> str:
+    def _line(self, epoch: int, logs: dict) -> tuple[str, str]:
+        """("epoch 3/10 (0.4 s)  ", "loss=0.41  accuracy=0.88"): a notebook's
+        line, in two parts (the widget draws its own epoch and times)."""
         seconds = time.monotonic() - self.started
         head = f"epoch {epoch + 1}/{self.run.epochs} ({seconds:.1f} s)  "
         room = max(self.width, 120) - len(head)  # a notebook has no fixed width
         shown = {k: v for k, v in logs.items() if k != "lr"}
-        return head + _metrics_text(shown, room, "  ")
+        return head, _metrics_text(shown, room, "  ")
 
     def on_train_end(self, logs: dict) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if self.line is not None and getattr(self, "last_line", None):
-            self.line.show(self.last_line, force=True)
-        self.line = None
+        if self.notebook is not None:
+            self.notebook.close(self.last_line)
+            self.notebook = None
 
 
 class PrintLogger(Callback):
