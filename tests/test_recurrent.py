@@ -108,6 +108,49 @@ def test_gradcheck_sees_a_wrong_lstm_cell_path(rng):
     assert gn.gradcheck(wrong, x[:, :1]).passed  # one step: no cell path to drop
 
 
+class StepByStepLSTM(gn.LSTM):
+    """The same cell through _Recurrent's generic loop, one _step and one
+    _step_backward per time step: LSTM runs its own fused loop (LSTM._run,
+    _run_backward) only while both steps are LSTM's own."""
+
+    def _step(self, xw_t, state, w_hh, b_hh):
+        return super()._step(xw_t, state, w_hh, b_hh)
+
+
+@pytest.mark.parametrize("initial", [False, True], ids=["zeros", "h0-c0"])
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "seq"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("T", [1, 5])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+def test_the_fused_lstm_loop_matches_the_per_step_cell(
+    dtype, tol, T, bidirectional, return_sequences, initial, rng
+):
+    """Outputs, dL/dx, the initial state's and every parameter's gradient of the
+    fused loop against the per-step reference (the steps explain walks), in the
+    layer's dtype (float32 stays float32: no silent upcast)."""
+    kw = dict(bidirectional=bidirectional, return_sequences=return_sequences)
+    fused = gn.LSTM(3, 4, rng=np.random.default_rng(1), dtype=dtype, **kw)
+    steps = StepByStepLSTM(3, 4, rng=np.random.default_rng(1), dtype=dtype, **kw)
+    assert fused._fused() and not steps._fused()
+    x = rng.normal(size=(2, T, 3)).astype(dtype)
+    if initial:
+        dirs = 2 if bidirectional else 1
+        x = (x, tuple(rng.normal(size=(dirs, 2, 4)).astype(dtype) for _ in "hc"))
+    outs = [layer.forward(x) for layer in (fused, steps)]
+    dout = rng.normal(size=outs[0].shape).astype(dtype)
+    grads = [layer.backward(dout) for layer in (fused, steps)]  # dx or (dx, (dh0, dc0))
+
+    def arrays(out, grad, layer):  # every array to compare, flat
+        dx, dstate = grad if initial else (grad, ())
+        return [out, dx, *dstate, *(p.grad for p in layer.parameters())]
+
+    flat = [arrays(*z) for z in zip(outs, grads, (fused, steps), strict=True)]
+    assert len(flat[0]) == len(flat[1]) == 2 + 2 * initial + 4 * (1 + bidirectional)
+    for a, b in zip(*flat, strict=True):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
 # -- shapes, parameters, init ------------------------------------------------------
 
 

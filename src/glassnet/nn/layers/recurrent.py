@@ -29,7 +29,8 @@ h_{t-1} @ weight_hh.T + bias_hh; they are equal for RNN and LSTM, which add the 
 and differ for GRU, whose reset gate multiplies the second. Every gradient comes
 from this loop: "backprop through time" is the chain rule along it. Internally the
 loop is time-major, (T, N, ...), so each step reads and writes contiguous blocks
-(see _run).
+(see _run). LSTM replaces the two loops by its own fused ones (same math and
+cache names, lstm.py) unless a subclass redefines its step.
 """
 
 from __future__ import annotations  # np.random in signatures: loaded on first use
