@@ -13,8 +13,8 @@ import pytest
 import glassnet as gn
 from glassnet.cli import main
 from glassnet.cli.config import build_model, load_config
-from glassnet.io import serialization
 from glassnet.errors import DataError, ModelFileError
+from glassnet.io import serialization
 
 IRIS_TOML = """\
 seed = 0
