@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from run import fit_loop_pair as run_fit_loop_pair  # benchmarks/run.py
 
 HERE = Path(__file__).resolve().parent
 # CPU time of this process: on a machine shared with other jobs, the time this
@@ -98,22 +99,7 @@ def case_autoencoder(gn, epochs=20):
 
 
 def fit_loop_pair(gn, epochs=50):
-    X, y = iris_data(gn)
-
-    def make():
-        return gn.Sequential(gn.Dense(4, 8), gn.Tanh(), gn.Dense(8, 3), seed=0)
-
-    looped, once = make(), make()
-    kw = {"loss": "softmax_cross_entropy", "batch_size": 16, "verbose": 0}
-    looped_opt, once_opt = gn.Adam(lr=0.01), gn.Adam(lr=0.01)
-
-    def loop():
-        for _ in range(epochs):
-            looped.fit(X, y, optimizer=looped_opt, epochs=1, **kw)
-
-    def one():
-        once.fit(X, y, optimizer=once_opt, epochs=epochs, **kw)
-
+    loop, one = run_fit_loop_pair(gn, *iris_data(gn), epochs)  # run.py's fit_loop
     return loop, one, epochs
 
 

@@ -1106,6 +1106,19 @@ def case_fit_loop(quick: bool) -> Case:
     what = f"Iris 4-8-3 tanh, Adam, batch 16, {epochs} epochs"
     case = Case("fit_loop", what, "epoch", 1.05, target_impl="fit", rounds=7, reps=1)
 
+    loop, one = fit_loop_pair(gn, X, y, epochs)
+    case.impls["glassnet"] = Impl(
+        loop, note=f"fit(epochs=1) x {epochs}, per epoch", units=epochs
+    )
+    case.impls["fit"] = Impl(one, note=f"fit(epochs={epochs}), per epoch", units=epochs)
+    return case
+
+
+def fit_loop_pair(gn, X, y, epochs: int):
+    """Two Iris 4-8-3 tanh models with Adam, batch 16: loop() trains one by
+    `epochs` calls of fit(epochs=1), one() the other by a single fit(epochs=epochs).
+    (benchmarks/profile_fit.py times the same pair against other trees.)"""
+
     def make():
         return gn.Sequential(gn.Dense(4, 8), gn.Tanh(), gn.Dense(8, 3), seed=0)
 
@@ -1117,14 +1130,10 @@ def case_fit_loop(quick: bool) -> Case:
         for _ in range(epochs):
             looped.fit(X, y, optimizer=looped_opt, epochs=1, **kw)
 
-    case.impls["glassnet"] = Impl(
-        loop, note=f"fit(epochs=1) x {epochs}, per epoch", units=epochs
-    )
-    case.impls["fit"] = Impl(
-        lambda: once.fit(X, y, optimizer=once_opt, epochs=epochs, **kw),
-        note=f"fit(epochs={epochs}), per epoch", units=epochs,
-    )  # fmt: skip
-    return case
+    def one():
+        once.fit(X, y, optimizer=once_opt, epochs=epochs, **kw)
+
+    return loop, one
 
 
 # -- mlp_long: epoch after epoch, where float32 Adam meets subnormal numbers -------
