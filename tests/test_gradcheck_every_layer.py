@@ -274,3 +274,21 @@ def test_the_same_models_without_a_bug_pass(make_layers, make_x):
     ids = make_x is _ids  # integer ids: no input row, and the report says why
     assert ("input" in [row.name for row in report.rows]) is not ids
     assert any("ids" in note for note in report.notes) is ids
+
+
+@pytest.mark.parametrize("checked", ["layer", "model"])
+def test_integer_features_are_differentiated_unless_an_embedding_takes_them(checked):
+    """Only an Embedding's ids lose the input row: integer features given to any
+    other layer are checked as floats, so a wrong dL/dx still fails."""
+    X = np.arange(N * 4).reshape(N, 4) % 5  # integer features, not ids
+    dense = gn.Dense(4, 3, dtype=np.float64, rng=np.random.default_rng(0))
+    plant(dense, "input", "scale")
+    if checked == "layer":
+        report = gn.gradcheck(dense, X)
+    else:
+        model = gn.Sequential(gn.Dense(4, 4), dense, seed=0, dtype=np.float64)
+        plant(model.layers[0], "input", "scale")
+        report = gn.gradcheck(model, X, np.arange(N) % 3, loss="softmax_cross_entropy")
+    assert "input" in [row.name for row in report.rows]
+    assert not report.passed, str(report)
+    assert not report["input"].passed

@@ -697,7 +697,9 @@ def _check_layer(
         notes.append("the model is not float64: the check ran on a float64 copy")
     model = _to_float64(target)
     x = _checked_input(X)
-    ids = x.dtype.kind != "f"  # token ids (an Embedding's input): no gradient
+    ids = x.dtype.kind != "f" and _takes_ids(model)  # an Embedding's token ids
+    if not ids:
+        x = x.astype(np.float64, copy=False)  # integer features are differentiable
     if ids:
         notes.append(
             "the input holds integers (ids): it has no gradient, so there is no "
@@ -823,9 +825,20 @@ def _check_layer(
     return report
 
 
+def _takes_ids(model: Layer) -> bool:
+    """Whether the layer that receives model's input takes integer ids (an
+    Embedding, or any layer with takes_ids = True): the first layer along first
+    children, as a Sequential feeds its input to its first layer."""
+    layer = model
+    while not getattr(layer, "takes_ids", False) and layer.children():
+        layer = layer.children()[0][1]
+    return bool(getattr(layer, "takes_ids", False))
+
+
 def _checked_input(X) -> np.ndarray:
     """A float64 copy of X, or an int64 copy when X holds integers or booleans
-    (token ids, which have no gradient and are never perturbed)."""
+    (token ids for an Embedding, never perturbed; any other layer gets them as
+    floats, see _check_layer)."""
     try:
         a = np.asarray(X)
         if a.dtype.kind in "iub":

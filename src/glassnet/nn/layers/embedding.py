@@ -41,6 +41,8 @@ class Embedding(Layer):
     its own seeded generator. dtype: float32 unless given or set by the model.
     """
 
+    takes_ids = True  # integer input without a gradient: gradcheck never perturbs it
+
     def __init__(
         self,
         num_embeddings: int,
