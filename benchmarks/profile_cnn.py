@@ -25,6 +25,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import torch_step as run_torch_step  # noqa: E402
+
 
 def load_glassnet(src: str | None):
     """Import glassnet from `src` (None: the usual import) under its own module
@@ -144,15 +147,7 @@ def torch_step(net, x, y):
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(tx), ty)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return run_torch_step(torch, net, loss_fn, opt, tx, ty)
 
 
 # wall-clock time by default; --clock cpu: this process's CPU time (all its

@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import machine_facts, make_mlp, mlp_data, set_blas_threads  # noqa: E402
+from run import (  # noqa: E402
+    machine_facts,
+    make_mlp,
+    mlp_data,
+    mlp_products,
+    set_blas_threads,
+)
 
 import glassnet as gn  # noqa: E402
 from glassnet.train.loop import Trainer  # noqa: E402
@@ -81,12 +87,9 @@ def phase_profile(model, optimizer, X, y, steps: int, rng) -> dict[str, float]:
 
 
 def gemm_steps(model, X, steps: int, rng, cached: bool) -> float:
-    """Seconds per step of the step's 7 matrix products (run.py's gemms_alone):
+    """Seconds per step of the step's 8 matrix products (run.py's mlp_products):
     on one cached batch, or on a freshly gathered batch each step."""
-    W1, W2, W3 = (layer.weight.data for layer in model.layers[::2])
-    a1, a2 = np.empty((BATCH, 256), np.float32), np.empty((BATCH, 128), np.float32)
-    z, d1, d2 = np.empty((BATCH, 10), np.float32), np.empty_like(a1), np.empty_like(a2)
-    g1, g2, g3 = np.empty_like(W1), np.empty_like(W2), np.empty_like(W3)
+    products = mlp_products([layer.weight.data for layer in model.layers[::2]], BATCH)
     order = rng.permutation(len(X))
     x = np.ascontiguousarray(X[:BATCH])
     gather = 0.0
@@ -96,14 +99,7 @@ def gemm_steps(model, X, steps: int, rng, cached: bool) -> float:
             t = time.perf_counter()
             x = X.take(order[s * BATCH : (s + 1) * BATCH], axis=0)
             gather += time.perf_counter() - t
-        np.matmul(x, W1, out=a1)
-        np.matmul(a1, W2, out=a2)
-        np.matmul(a2, W3, out=z)
-        np.matmul(a2.T, z, out=g3)
-        np.matmul(z, W3.T, out=d2)
-        np.matmul(a1.T, d2, out=g2)
-        np.matmul(d2, W2.T, out=d1)
-        np.matmul(x.T, d1, out=g1)
+        products(x)
     return (time.perf_counter() - start - gather) / steps
 
 

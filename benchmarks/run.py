@@ -664,25 +664,38 @@ def gemms_alone(model, X: np.ndarray, batch: int) -> Impl:
     """The epoch's matrix products and nothing else (forward, weight gradients,
     input gradients but the first), into preallocated arrays: a floor for the
     mlp case, which no implementation doing the same math can go below."""
-    W1, W2, W3 = (w for w, _ in dense_weights(model))
+    products = mlp_products([w for w, _ in dense_weights(model)], batch)
     x = np.ascontiguousarray(X[:batch])
-    a1, a2 = np.empty((batch, 256), np.float32), np.empty((batch, 128), np.float32)
-    z, d1, d2 = np.empty((batch, 10), np.float32), np.empty_like(a1), np.empty_like(a2)
-    g1, g2, g3 = np.empty_like(W1), np.empty_like(W2), np.empty_like(W3)
     steps = -(-len(X) // batch)
 
     def epoch():
         for _ in range(steps):
-            np.matmul(x, W1, out=a1)
-            np.matmul(a1, W2, out=a2)
-            np.matmul(a2, W3, out=z)
-            np.matmul(a2.T, z, out=g3)
-            np.matmul(z, W3.T, out=d2)
-            np.matmul(a1.T, d2, out=g2)
-            np.matmul(d2, W2.T, out=d1)
-            np.matmul(x.T, d1, out=g1)
+            products(x)
 
     return Impl(epoch, note="the matrix products of the epoch only")
+
+
+def mlp_products(weights, batch: int):
+    """products(x): one mlp step's matrix products and nothing else, into arrays
+    allocated here: forward, the weight gradients and the input gradients but
+    the first's. weights: W1 (784, 256), W2 (256, 128), W3 (128, 10); x (batch, 784).
+    (profile_mlp.py times the same products.)"""
+    W1, W2, W3 = weights
+    a1, a2 = np.empty((batch, 256), np.float32), np.empty((batch, 128), np.float32)
+    z, d1, d2 = np.empty((batch, 10), np.float32), np.empty_like(a1), np.empty_like(a2)
+    g1, g2, g3 = np.empty_like(W1), np.empty_like(W2), np.empty_like(W3)
+
+    def products(x):
+        np.matmul(x, W1, out=a1)
+        np.matmul(a1, W2, out=a2)
+        np.matmul(a2, W3, out=z)
+        np.matmul(a2.T, z, out=g3)
+        np.matmul(z, W3.T, out=d2)
+        np.matmul(a1.T, d2, out=g2)
+        np.matmul(d2, W2.T, out=d1)
+        np.matmul(x.T, d1, out=g1)
+
+    return products
 
 
 def settle_allocator() -> None:

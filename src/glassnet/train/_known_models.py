@@ -2,9 +2,8 @@
 
 A fit(epochs=1) loop (the scikit-learn partial_fit / Keras habit) prepares the
 same model again on every call: walk() of the tree (parameter names, the
-duplicate checks) and model.set_training twice (every layer scans its
-attributes for children) cost 17 us of the 5-layer iris model's one-step fit
-(~100 us). known_model(model) keeps what the last walk found, per live model:
+duplicate checks) is a large part of the 5-layer iris model's one-step fit.
+known_model(model) keeps what the last walk found, per live model:
 
 * unchanged(model) reads again what the walk read, each layer's own parameters
   and children (compared by identity) and the parameters' names, without the
@@ -12,9 +11,6 @@ attributes for children) cost 17 us of the 5-layer iris model's one-step fit
   would see differently (a layer added, removed or replaced at any depth, a
   Parameter replaced or renamed) makes it False, and the model is walked anew,
   with walk()'s ConfigErrors.
-* set_training(model, flag) does what model.set_training(flag) does, setting
-  the flags directly on the layers that keep the default set_training (and
-  Sequential's), and calling the method of any layer that overrides it.
 
 Nothing here keeps a model alive: entries hold the layers below the model,
 never the model itself, and are dropped when the model is collected.
@@ -24,23 +20,9 @@ import weakref
 
 from glassnet.nn.layers.base import Layer, _own_and_children, walk
 
-# how set_training reaches a layer: its flag set here, or its own method called
-_PLAIN, _SEQUENTIAL, _CALL = 0, 1, 2
-# Sequential.set_training, known by name: containers imports train (model.fit)
-_SEQUENTIAL_METHOD = ("glassnet.nn.layers.containers", "Sequential.set_training")
-
-
-def _switch_kind(layer: Layer) -> int:
-    method = type(layer).set_training
-    if method is Layer.set_training:
-        return _PLAIN  # self.training = flag, then its children
-    if (method.__module__, method.__qualname__) == _SEQUENTIAL_METHOD:
-        return _SEQUENTIAL  # self._training = self.training = flag, then its layers
-    return _CALL  # a set_training of its own: it handles its subtree
-
 
 class KnownModel:
-    """What walk(model) found, and the model's training switch.
+    """What walk(model) found.
 
     params: the model's Parameters in named_parameters() order;
     below: every layer below the model, parents before their children;
@@ -58,24 +40,6 @@ class KnownModel:
         self.below = every_layer[1:]  # not the model itself: no cycle to keep it
         self.structure = [_own_and_children(layer) for layer in every_layer]
         self.checks = list(zip(self.below, self.structure[1:], strict=True))
-        self.root_kind = _switch_kind(model)
-        # the layers whose flag the switch sets, and those whose method it calls;
-        # the subtree of a layer with its own set_training is left to it
-        pairs = zip(every_layer, self.structure, strict=True)
-        kids = {id(layer): found[1] for layer, found in pairs}
-        self.flags, self.sequentials, self.calls = [], [], []
-        if self.root_kind != _CALL:
-            todo = [child for _, child in reversed(kids[id(model)])]
-            while todo:
-                layer = todo.pop()
-                kind = _switch_kind(layer)
-                if kind == _CALL:
-                    self.calls.append(layer)
-                    continue
-                self.flags.append(layer)
-                if kind == _SEQUENTIAL:
-                    self.sequentials.append(layer)
-                todo.extend(child for _, child in reversed(kids[id(layer)]))
 
     def every_layer(self, model: Layer) -> list[Layer]:
         """[model, every layer below it], as walk returns them."""
@@ -89,22 +53,6 @@ class KnownModel:
             if _own_and_children(layer) != found:
                 return False
         return [p.name for p in self.params] == self.names
-
-    def set_training(self, model: Layer, training: bool) -> None:
-        """model.set_training(training), the flags set directly (see above)."""
-        flag = bool(training)
-        if self.root_kind == _CALL:
-            model.set_training(flag)
-            return
-        model.training = flag
-        if self.root_kind == _SEQUENTIAL:
-            model._training = flag
-        for layer in self.flags:
-            layer.training = flag
-        for layer in self.sequentials:
-            layer._training = flag
-        for layer in self.calls:
-            layer.set_training(flag)
 
 
 # id(model) -> its KnownModel, for the models alive; an entry goes with its model

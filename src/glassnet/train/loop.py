@@ -98,11 +98,11 @@ class Trainer:
         )
 
     def __enter__(self) -> "Trainer":
-        self._known.set_training(self.model, True)  # model.set_training(True)
+        self.model.set_training(True)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._known.set_training(self.model, False)
+        self.model.set_training(False)
 
     def step(self, x: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
         """One update on the batch (x, y); returns the batch loss before the update.
